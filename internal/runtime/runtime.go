@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 )
 
 // Request is one invocation. Body streams: a 1 GB payload never has to sit in
@@ -58,6 +59,9 @@ type Spec struct {
 	Threads int
 	// MemoryBytes is the instance's memory budget; 0 means unlimited.
 	MemoryBytes int64
+	// StartupTimeout bounds how long a process runtime may take to answer
+	// its health check; 0 means the runtime's default (4 minutes).
+	StartupTimeout time.Duration
 	// Logger receives the runtime's own logs (and a child process's output).
 	Logger *slog.Logger
 }
