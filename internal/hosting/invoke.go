@@ -1,0 +1,188 @@
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/catalog"
+	"github.com/inferbox/inferbox/internal/meter"
+	"github.com/inferbox/inferbox/internal/pool"
+	"github.com/inferbox/inferbox/internal/runtime"
+)
+
+// InvokeInput is one real-time invocation.
+type InvokeInput struct {
+	EndpointName  string
+	TargetVariant string
+	Caller        string    // access key id, for the usage ledger
+	Received      time.Time // when the request arrived, for OverheadLatency
+	Request       *runtime.Request
+}
+
+// Invocation is a running invocation: the model's response streams from
+// Body. The caller must call Finish once it has written the response (or
+// given up), which closes Body and records metrics and usage.
+type Invocation struct {
+	Variant string
+	*runtime.Response
+
+	s      *Service
+	in     *InvokeInput
+	result *pool.Result
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+// Finish closes the response and records the invocation; status is what
+// the caller sent (200, or the error's status if streaming broke).
+func (iv *Invocation) Finish(status int) {
+	iv.once.Do(func() {
+		_ = iv.Body.Close()
+		iv.cancel()
+		model := iv.result.ModelLatency()
+		iv.s.record(iv.in, iv.Variant, status, model)
+	})
+}
+
+// Invoke routes a request to one variant of an InService endpoint (by
+// TargetVariant, else at random by weight) and returns its response.
+// Errors are *apierr.Error worded as SageMaker's runtime words them.
+func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, error) {
+	if in.Received.IsZero() {
+		in.Received = time.Now()
+	}
+	if in.Request.Size > s.cfg.MaxPayloadBytes {
+		return nil, &apierr.Error{Kind: apierr.PayloadTooLarge, Message: fmt.Sprintf("HTTP content length exceeded %d bytes.", s.cfg.MaxPayloadBytes)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.InvocationTimeout)
+	for attempt := 0; ; attempt++ {
+		v, err := s.route(ctx, in)
+		if err != nil {
+			cancel()
+			s.recordFailure(in, "", err)
+			return nil, err
+		}
+		res, err := v.pool.Invoke(ctx, in.Request, pool.Normal)
+		if errors.Is(err, pool.ErrClosed) && attempt < 3 {
+			// The variant was replaced (blue/green switch, scale-in) between
+			// routing and acquiring an instance: route again.
+			continue
+		}
+		if err != nil {
+			cancel()
+			aerr := s.invokeError(ctx, in.EndpointName, err)
+			s.recordFailure(in, v.name, aerr)
+			return nil, aerr
+		}
+		return &Invocation{Variant: v.name, Response: res.Response, s: s, in: in, result: res, cancel: cancel}, nil
+	}
+}
+
+// route picks the variant for a request.
+func (s *Service) route(ctx context.Context, in *InvokeInput) (*liveVariant, error) {
+	le := s.lookup(in.EndpointName)
+	if le == nil || le.name != in.EndpointName {
+		// SageMaker matches the endpoint name's case at invoke time.
+		return nil, s.errInvokeNotFound(in.EndpointName)
+	}
+	le.mu.RLock()
+	defer le.mu.RUnlock()
+	if len(le.variants) == 0 {
+		ep, err := s.deps.Store.GetEndpoint(ctx, in.EndpointName)
+		if err == nil && ep.EndpointStatus == catalog.StatusFailed {
+			return nil, apierr.Validationf("Endpoint %s of account %s is in status Failed: %s", in.EndpointName, s.cfg.AccountID, ep.FailureReason)
+		}
+		if err == nil && ep.EndpointStatus == catalog.StatusCreating {
+			return nil, apierr.Validationf("Endpoint %s of account %s is not in service yet (status Creating).", in.EndpointName, s.cfg.AccountID)
+		}
+		return nil, s.errInvokeNotFound(in.EndpointName)
+	}
+	if in.TargetVariant != "" {
+		for _, v := range le.variants {
+			if v.name == in.TargetVariant {
+				return v, nil
+			}
+		}
+		return nil, apierr.Validationf("Variant %s not found for endpoint %s of account %s.", in.TargetVariant, in.EndpointName, s.cfg.AccountID)
+	}
+	var total float64
+	for _, v := range le.variants {
+		total += v.weight
+	}
+	if total <= 0 {
+		return le.variants[0], nil
+	}
+	r := rand.Float64() * total
+	for _, v := range le.variants {
+		if r < v.weight {
+			return v, nil
+		}
+		r -= v.weight
+	}
+	return le.variants[len(le.variants)-1], nil
+}
+
+// invokeError maps a pool or runtime failure to SageMaker's runtime errors.
+func (s *Service) invokeError(ctx context.Context, endpoint string, err error) error {
+	var me *runtime.ModelError
+	switch {
+	case errors.As(err, &me):
+		kind := "server"
+		if me.StatusCode >= 400 && me.StatusCode < 500 {
+			kind = "client"
+		}
+		return &apierr.Error{
+			Kind:               apierr.Model,
+			Message:            fmt.Sprintf("Received %s error (%d) from primary with message %q. See the inferbox server log (endpoint=%s) for more information.", kind, me.StatusCode, me.Message, endpoint),
+			OriginalStatusCode: me.StatusCode,
+			OriginalMessage:    me.Message,
+			Err:                err,
+		}
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		msg := "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container, resolve the issue, and try again."
+		return &apierr.Error{Kind: apierr.Model, Message: fmt.Sprintf("Received server error (0) from primary with message %q.", msg), OriginalStatusCode: 0, OriginalMessage: msg, Err: err}
+	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout):
+		return &apierr.Error{Kind: apierr.Throttled, Message: "Rate exceeded: every instance of the endpoint is busy. Try again later.", Err: err}
+	case errors.Is(err, pool.ErrClosed):
+		return &apierr.Error{Kind: apierr.Unavailable, Message: "The endpoint is shutting down or being replaced. Try again.", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &apierr.Error{Kind: apierr.Validation, Message: "The request was cancelled by the client.", Err: err}
+	}
+	return apierr.As(err)
+}
+
+// record writes metrics and a usage-ledger row for a finished invocation.
+func (s *Service) record(in *InvokeInput, variant string, status int, model time.Duration) {
+	total := time.Since(in.Received)
+	overhead := total - model
+	if overhead < 0 {
+		overhead = 0
+	}
+	if s.deps.Observer != nil {
+		s.deps.Observer.Invocation(in.EndpointName, variant, status, model, overhead)
+	}
+	if s.deps.Ledger != nil {
+		s.deps.Ledger.RecordInvocation(meter.Invocation{
+			Time: in.Received, Mode: "realtime", Resource: in.EndpointName, Variant: variant,
+			Caller: in.Caller, ModelLatency: model, TotalLatency: total, Status: status, BytesIn: in.Request.Size,
+		})
+	}
+}
+
+func (s *Service) recordFailure(in *InvokeInput, variant string, err error) {
+	if variant == "" {
+		return // never reached a variant: not an invocation of the model
+	}
+	status := 500
+	if e := apierr.As(err); e.Kind == apierr.Model {
+		status = 424
+	} else if e.Kind == apierr.Throttled || e.Kind == apierr.Validation {
+		status = 400
+	}
+	s.record(in, variant, status, 0)
+}
