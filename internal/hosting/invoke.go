@@ -180,7 +180,11 @@ func (s *Service) recordFailure(in *InvokeInput, variant string, err error) {
 	}
 	status := 500
 	if e := apierr.As(err); e.Kind == apierr.Model {
-		status = 424
+		// Count by what the model answered, as SageMaker's 4XX/5XX metrics do.
+		status = e.OriginalStatusCode
+		if status < 400 {
+			status = 500
+		}
 	} else if e.Kind == apierr.Throttled || e.Kind == apierr.Validation {
 		status = 400
 	}

@@ -1,0 +1,225 @@
+// Package config is inferbox's configuration: one typed struct with its
+// defaults in one place, loaded from a YAML file, overridden by flags, and
+// validated once at start-up with errors that name the key and the value.
+//
+// config imports nothing from inferbox.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. YAML keys are the snake_case names.
+type Config struct {
+	// Listen is the address of the one listener every protocol shares.
+	Listen string `yaml:"listen"`
+	// Data is the data directory: catalog, artifact cache, ledger.
+	Data string `yaml:"data"`
+	// Log is "auto" (text on a terminal, JSON otherwise), "text" or "json".
+	Log      string `yaml:"log"`
+	LogLevel string `yaml:"log_level"`
+	// Region and AccountID appear in ARNs and messages.
+	Region    string `yaml:"region"`
+	AccountID string `yaml:"account_id"`
+	// Examples deploys the bundled example models on start.
+	Examples bool `yaml:"examples"`
+
+	Auth      Auth      `yaml:"auth"`
+	Node      Node      `yaml:"node"`
+	Hosting   Hosting   `yaml:"hosting"`
+	Autoscale Autoscale `yaml:"autoscale"`
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Auth configures request authentication.
+type Auth struct {
+	// AccessKeys maps access key ids to secret keys. When set, every AWS
+	// request's SigV4 signature is verified.
+	AccessKeys map[string]string `yaml:"access_keys"`
+	// AllowAnonymous permits listening beyond loopback without access keys.
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+}
+
+// Node is this machine's capacity for instances.
+type Node struct {
+	// VCPUs that instances may reserve in total (default 8 × the CPUs, so a
+	// laptop can host several ml.m5.xlarge instances of small models).
+	VCPUs int `yaml:"vcpus"`
+	// MemoryMiB that instances may reserve in total (default 64 GiB).
+	MemoryMiB int64 `yaml:"memory_mib"`
+	// EmulateAccelerators lets GPU/Inferentia/Trainium instance types be
+	// placed on a node without them (they run on the CPU).
+	EmulateAccelerators bool `yaml:"emulate_accelerators"`
+}
+
+// Hosting configures real-time endpoints.
+type Hosting struct {
+	InstanceConcurrency int      `yaml:"instance_concurrency"`
+	QueueLimit          int      `yaml:"queue_limit"`
+	QueueTimeout        Duration `yaml:"queue_timeout"`
+	InvocationTimeout   Duration `yaml:"invocation_timeout"`
+	MaxPayloadBytes     int64    `yaml:"max_payload_bytes"`
+}
+
+// Autoscale configures target tracking; defaults are AWS's.
+type Autoscale struct {
+	Period             Duration `yaml:"period"`
+	ScaleOutDatapoints int      `yaml:"scale_out_datapoints"`
+	ScaleInDatapoints  int      `yaml:"scale_in_datapoints"`
+	ScaleOutCooldown   Duration `yaml:"scale_out_cooldown"`
+	ScaleInCooldown    Duration `yaml:"scale_in_cooldown"`
+	Tick               Duration `yaml:"tick"`
+}
+
+// Duration is a time.Duration written as "90s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 5m)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		Data:            defaultDataDir(),
+		Log:             "auto",
+		LogLevel:        "info",
+		Region:          "us-east-1",
+		AccountID:       "123456789012",
+		ShutdownTimeout: Duration(30 * time.Second),
+		Node: Node{
+			VCPUs:     8 * goruntime.NumCPU(),
+			MemoryMiB: 64 << 10,
+		},
+		Hosting: Hosting{
+			InstanceConcurrency: 4,
+			QueueLimit:          1024,
+			QueueTimeout:        Duration(60 * time.Second),
+			InvocationTimeout:   Duration(60 * time.Second),
+			MaxPayloadBytes:     6291456,
+		},
+		Autoscale: Autoscale{
+			Period:             Duration(time.Minute),
+			ScaleOutDatapoints: 3,
+			ScaleInDatapoints:  15,
+			ScaleOutCooldown:   Duration(300 * time.Second),
+			ScaleInCooldown:    Duration(300 * time.Second),
+			Tick:               Duration(10 * time.Second),
+		},
+	}
+}
+
+func defaultDataDir() string {
+	if d, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(d, ".inferbox")
+	}
+	return ".inferbox"
+}
+
+// Load reads a YAML file over the defaults; unknown keys are errors.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks every setting once; the error names the key and value.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, v any, why string) {
+		errs = append(errs, fmt.Errorf("config: %s = %v: %s", key, v, why))
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		bad("listen", c.Listen, "want host:port")
+	} else if !isLoopback(host) && len(c.Auth.AccessKeys) == 0 && !c.Auth.AllowAnonymous {
+		bad("listen", c.Listen, "listening beyond loopback needs auth.access_keys (or auth.allow_anonymous: true)")
+	}
+	if c.Data == "" {
+		bad("data", c.Data, "must not be empty")
+	}
+	switch c.Log {
+	case "auto", "text", "json":
+	default:
+		bad("log", c.Log, "want auto, text or json")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", c.LogLevel, "want debug, info, warn or error")
+	}
+	if c.Node.VCPUs < 1 {
+		bad("node.vcpus", c.Node.VCPUs, "must be at least 1")
+	}
+	if c.Node.MemoryMiB < 256 {
+		bad("node.memory_mib", c.Node.MemoryMiB, "must be at least 256")
+	}
+	if c.Hosting.InstanceConcurrency < 1 {
+		bad("hosting.instance_concurrency", c.Hosting.InstanceConcurrency, "must be at least 1")
+	}
+	if c.Hosting.QueueLimit < 0 {
+		bad("hosting.queue_limit", c.Hosting.QueueLimit, "must not be negative")
+	}
+	if c.Hosting.InvocationTimeout <= 0 {
+		bad("hosting.invocation_timeout", c.Hosting.InvocationTimeout.D(), "must be positive")
+	}
+	if c.Hosting.MaxPayloadBytes < 1 {
+		bad("hosting.max_payload_bytes", c.Hosting.MaxPayloadBytes, "must be positive")
+	}
+	if c.Autoscale.Period <= 0 {
+		bad("autoscale.period", c.Autoscale.Period.D(), "must be positive")
+	}
+	if c.Autoscale.Tick <= 0 {
+		bad("autoscale.tick", c.Autoscale.Tick.D(), "must be positive")
+	}
+	if c.Autoscale.ScaleOutDatapoints < 1 {
+		bad("autoscale.scale_out_datapoints", c.Autoscale.ScaleOutDatapoints, "must be at least 1")
+	}
+	if c.Autoscale.ScaleInDatapoints < 1 {
+		bad("autoscale.scale_in_datapoints", c.Autoscale.ScaleInDatapoints, "must be at least 1")
+	}
+	if len(c.AccountID) != 12 {
+		bad("account_id", c.AccountID, "must be 12 digits")
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
