@@ -188,14 +188,14 @@ func (s *Service) setStatus(ctx context.Context, name, status, reason string, st
 
 // VariantSummary is DescribeEndpoint's ProductionVariantSummary.
 type VariantSummary struct {
-	VariantName          string                   `json:"VariantName"`
-	CurrentWeight        float64                  `json:"CurrentWeight"`
-	DesiredWeight        float64                  `json:"DesiredWeight"`
-	CurrentInstanceCount int                      `json:"CurrentInstanceCount"`
-	DesiredInstanceCount int                      `json:"DesiredInstanceCount"`
-	DeployedImages       []DeployedImage          `json:"DeployedImages,omitempty"`
-	RoutingConfig        *catalog.RoutingConfig   `json:"RoutingConfig,omitempty"`
-	InstanceType         string                   `json:"-"`
+	VariantName          string                    `json:"VariantName"`
+	CurrentWeight        float64                   `json:"CurrentWeight"`
+	DesiredWeight        float64                   `json:"DesiredWeight"`
+	CurrentInstanceCount int                       `json:"CurrentInstanceCount"`
+	DesiredInstanceCount int                       `json:"DesiredInstanceCount"`
+	DeployedImages       []DeployedImage           `json:"DeployedImages,omitempty"`
+	RoutingConfig        *catalog.RoutingConfig    `json:"RoutingConfig,omitempty"`
+	InstanceType         string                    `json:"-"`
 	CurrentServerless    *catalog.ServerlessConfig `json:"CurrentServerlessConfig,omitempty"`
 	DesiredServerless    *catalog.ServerlessConfig `json:"DesiredServerlessConfig,omitempty"`
 }

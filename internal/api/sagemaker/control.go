@@ -41,20 +41,20 @@ func Control(h *hosting.Service, log *slog.Logger) *awsproto.JSONService {
 		Codes:  controlCodes,
 		Log:    log.With("component", "api.sagemaker"),
 		Ops: map[string]awsproto.Op{
-			"CreateModel":                         c.createModel,
-			"DescribeModel":                       c.describeModel,
-			"ListModels":                          c.listModels,
-			"DeleteModel":                         c.deleteModel,
-			"CreateEndpointConfig":                c.createEndpointConfig,
-			"DescribeEndpointConfig":              c.describeEndpointConfig,
-			"ListEndpointConfigs":                 c.listEndpointConfigs,
-			"DeleteEndpointConfig":                c.deleteEndpointConfig,
-			"CreateEndpoint":                      c.createEndpoint,
-			"DescribeEndpoint":                    c.describeEndpoint,
-			"ListEndpoints":                       c.listEndpoints,
-			"UpdateEndpoint":                      c.updateEndpoint,
+			"CreateModel":                        c.createModel,
+			"DescribeModel":                      c.describeModel,
+			"ListModels":                         c.listModels,
+			"DeleteModel":                        c.deleteModel,
+			"CreateEndpointConfig":               c.createEndpointConfig,
+			"DescribeEndpointConfig":             c.describeEndpointConfig,
+			"ListEndpointConfigs":                c.listEndpointConfigs,
+			"DeleteEndpointConfig":               c.deleteEndpointConfig,
+			"CreateEndpoint":                     c.createEndpoint,
+			"DescribeEndpoint":                   c.describeEndpoint,
+			"ListEndpoints":                      c.listEndpoints,
+			"UpdateEndpoint":                     c.updateEndpoint,
 			"UpdateEndpointWeightsAndCapacities": c.updateWeights,
-			"DeleteEndpoint":                      c.deleteEndpoint,
+			"DeleteEndpoint":                     c.deleteEndpoint,
 		},
 	}
 }
@@ -267,7 +267,6 @@ func (c *control) deleteEndpoint(r *http.Request, body []byte) (any, error) {
 	}
 	return nil, c.h.DeleteEndpoint(r.Context(), in.EndpointName)
 }
-
 
 // listOutput omits NextToken on the last page, as SageMaker does.
 func listOutput(key string, page []any, next string) map[string]any {

@@ -1,0 +1,210 @@
+// Package server is inferbox's composition root: it builds every
+// component from the configuration, wires them together, serves every
+// protocol on one listener, and owns start-up and shutdown order.
+// Nothing else constructs the world.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/inferbox/inferbox/internal/api/awsproto"
+	"github.com/inferbox/inferbox/internal/api/sagemaker"
+	"github.com/inferbox/inferbox/internal/artifact"
+	"github.com/inferbox/inferbox/internal/catalog"
+	"github.com/inferbox/inferbox/internal/config"
+	"github.com/inferbox/inferbox/internal/hosting"
+	"github.com/inferbox/inferbox/internal/instancetype"
+	"github.com/inferbox/inferbox/internal/meter"
+	"github.com/inferbox/inferbox/internal/metrics"
+	"github.com/inferbox/inferbox/internal/runtime"
+	"github.com/inferbox/inferbox/internal/runtime/process"
+	"github.com/inferbox/inferbox/internal/runtime/xgboost"
+)
+
+// Server is a running inferbox. Build it with New, run it with Serve, stop
+// it with Shutdown.
+type Server struct {
+	cfg config.Config
+	log *slog.Logger
+
+	store   *catalog.Store
+	ledger  *meter.Ledger
+	metrics *metrics.Metrics
+	hosting *hosting.Service
+	http    *http.Server
+
+	ctx    context.Context // background loops; cancelled by Shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New builds every component. It opens the stores; call Shutdown to close them.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	store, err := catalog.Open(ctx, filepath.Join(cfg.Data, "catalog.db"))
+	if err != nil {
+		return nil, err
+	}
+	ledger, err := meter.NewLedger(ctx, store.DB(), log.With("component", "meter"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	types, err := instancetype.Default()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	node := instancetype.NewNode(cfg.Node.VCPUs, cfg.Node.MemoryMiB<<20)
+	node.EmulateAccelerators = cfg.Node.EmulateAccelerators
+	cache, err := artifact.NewCache(filepath.Join(cfg.Data, "artifacts"), log.With("component", "artifact"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	m := metrics.New()
+	h := hosting.New(hosting.Config{
+		Region:              cfg.Region,
+		AccountID:           cfg.AccountID,
+		InstanceConcurrency: cfg.Hosting.InstanceConcurrency,
+		QueueLimit:          cfg.Hosting.QueueLimit,
+		QueueTimeout:        cfg.Hosting.QueueTimeout.D(),
+		InvocationTimeout:   cfg.Hosting.InvocationTimeout.D(),
+		MaxPayloadBytes:     cfg.Hosting.MaxPayloadBytes,
+	}, hosting.Deps{
+		Store:     store,
+		Ledger:    ledger,
+		Types:     types,
+		Node:      node,
+		Artifacts: cache,
+		Loaders: map[string]runtime.Loader{
+			hosting.KindXGBoost: xgboost.NewLoader(),
+			hosting.KindProcess: process.NewLoader(),
+		},
+		Observer: m,
+		Logger:   log,
+	})
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Server{cfg: cfg, log: log, store: store, ledger: ledger, metrics: m, hosting: h, ctx: bg, cancel: cancel}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// routes builds the one handler every protocol shares.
+func (s *Server) routes() http.Handler {
+	verifier := awsproto.NewVerifier(awsproto.Credentials(s.cfg.Auth.AccessKeys), s.cfg.Hosting.MaxPayloadBytes)
+	control := sagemaker.Control(s.hosting, s.log)
+	rt := sagemaker.NewRuntime(s.hosting, s.log)
+	jsonServices := []*awsproto.JSONService{control}
+
+	aws := http.NewServeMux()
+	rt.Register(aws)
+	aws.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
+		target := r.Header.Get("X-Amz-Target")
+		for _, svc := range jsonServices {
+			if svc.Handles(target) {
+				svc.ServeHTTP(w, r)
+				return
+			}
+		}
+		awsproto.WriteJSONError(w, awsproto.ErrorCodes{}, &apiUnknownTarget{target}, s.log)
+	})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/", withRequestID(signed(verifier, aws, func(w http.ResponseWriter, r *http.Request, err error) {
+		if r.Header.Get("X-Amz-Target") != "" {
+			awsproto.WriteJSONError(w, authCodes, err, s.log)
+		} else {
+			awsproto.WriteRESTError(w, authCodes, err, s.log)
+		}
+	})))
+	return mux
+}
+
+// Serve restores endpoints, deploys the examples if configured, starts
+// background loops and serves on ln until ctx is cancelled; then it shuts
+// down in order.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.ledger.Run(s.ctx)
+	}()
+	if err := s.hosting.Start(ctx); err != nil {
+		return fmt.Errorf("restore endpoints: %w", err)
+	}
+	if s.cfg.Examples {
+		if err := s.deployExamples(ctx); err != nil {
+			s.log.Error("deploy examples", "err", err)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	s.log.Info("inferbox serving", "addr", ln.Addr().String(), "data", s.cfg.Data)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			_ = s.Shutdown(context.WithoutCancel(ctx))
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout.D())
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+// Shutdown stops inferbox in order: stop accepting connections and drain
+// in-flight requests; stop background loops; stop every instance; flush the
+// usage ledger; close the catalog. It is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		s.log.Info("shutting down")
+		var errs []error
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain requests: %w", err))
+		}
+		if err := s.hosting.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop instances: %w", err))
+		}
+		s.cancel()
+		s.wg.Wait()
+		if err := s.ledger.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close ledger: %w", err))
+		}
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close catalog: %w", err))
+		}
+		s.shutdownErr = errors.Join(errs...)
+		s.log.Info("stopped")
+	})
+	return s.shutdownErr
+}
