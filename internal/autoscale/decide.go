@@ -226,7 +226,7 @@ func evaluate(p catalog.ScalingPolicy, history []pool.Stats, current int, timing
 
 // proportional is ceil(capacity × metric / target), forgiving float noise.
 func proportional(dp datapoint, target float64) int {
-	return int(math.Ceil(dp.capacity*dp.value/target - 1e-9))
+	return int(math.Ceil(dp.load/target - 1e-9))
 }
 
 func all(dps []datapoint, f func(float64) bool) bool {

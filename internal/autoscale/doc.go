@@ -17,13 +17,13 @@
 // # Metrics
 //
 // A policy's metric is computed from the pool.Stats samples the loop keeps.
-// A datapoint is one period ending at now, at now-Period, at now-2*Period...
-// (sliding, not clock-aligned). Counters are turned into rates from the
-// newest sample at or before a period's start and the newest sample at or
-// before its end; gauges are averaged over the samples inside the period. A
-// period with no samples, or with no baseline sample before it, is missing
-// data (CloudWatch's INSUFFICIENT_DATA): the policy neither scales out nor
-// agrees to scale in.
+// Datapoints are periods aligned to multiples of the period length, as
+// CloudWatch's are; the newest complete one ends at now truncated to the
+// period. Counters are turned into rates from the newest sample at or before
+// a period's start and the newest sample inside it; gauges are averaged over
+// the samples inside the period. A period with no samples, or with no
+// baseline sample before it, is missing data (CloudWatch's
+// INSUFFICIENT_DATA): the policy neither scales out nor agrees to scale in.
 //
 //   - SageMakerVariantInvocationsPerInstance (predefined), and customized
 //     InvocationsPerInstance/Sum: invocations per minute per instance =
@@ -62,10 +62,13 @@
 // # Desired count
 //
 // The desired count is ceil(capacity × metric / TargetValue) with the newest
-// datapoint, where capacity is the mean number of ready instances in that
-// datapoint (at least 1). Using the measured capacity rather than the desired
-// count keeps a scale-out stable while new instances are still starting: the
-// per-instance metric is still divided by the instances that served it.
+// datapoint, where capacity × metric is the load the metric measured: for
+// per-instance metrics the variant-wide load over the datapoint (invocations
+// per minute; requests in flight and queued), for the others the mean number
+// of ready instances (at least 1) times the metric. Counting the measured
+// load rather than multiplying the desired count keeps a scale-out stable
+// while new instances start, and a datapoint that straddles a scale-out is
+// not counted twice.
 //
 // Scale-in is conservative, as AWS's is ("scales out proportionally ... as
 // fast as it can, but scales in more gradually"; AWS does not document the

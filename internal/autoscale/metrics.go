@@ -87,17 +87,24 @@ func metricOf(c *catalog.TargetTrackingConfig) (metric, error) {
 
 // datapoint is one period's value of a metric.
 type datapoint struct {
-	value    float64
-	capacity float64 // mean ready instances over the period, at least 1
+	value float64
+	// load is capacity × value taken as the load the metric measured: for
+	// per-instance metrics the variant-wide load itself (invocations per
+	// minute, requests in flight and queued), so a period that straddles a
+	// scale-out is not counted twice; for others the mean number of ready
+	// instances (at least 1) times the value.
+	load float64
 }
 
-// datapoints returns the n newest datapoints of m, newest first, each one
-// period long and ending at now, now-period, ... ok is false if any is
-// missing. history is ordered oldest first.
+// datapoints returns the n newest complete datapoints of m, newest first.
+// Periods are aligned to multiples of period, as CloudWatch's are: the
+// newest ends at now truncated to period. ok is false if any is missing.
+// history is ordered oldest first.
 func datapoints(m metric, history []pool.Stats, now time.Time, period time.Duration, n int) ([]datapoint, bool) {
 	out := make([]datapoint, 0, n)
+	last := now.Truncate(period)
 	for k := range n {
-		end := now.Add(-time.Duration(k) * period)
+		end := last.Add(-time.Duration(k) * period)
 		dp, ok := m.over(history, end.Add(-period), end)
 		if !ok {
 			return nil, false
@@ -121,24 +128,24 @@ func (m metric) over(h []pool.Stats, start, end time.Time) (datapoint, bool) {
 		capacity += float64(s.Instances)
 	}
 	capacity = math.Max(capacity/float64(len(in)), 1)
-	dp := datapoint{capacity: capacity}
 
 	switch m.kind {
 	case kindConcurrency, kindBacklogPerInstance:
-		agg := 0.0
+		var dp datapoint
 		for _, s := range in {
 			load := float64(s.Queued)
 			if m.kind == kindConcurrency {
 				load += float64(s.InFlight)
 			}
 			v := load / math.Max(float64(s.Instances), 1)
-			if m.max {
-				agg = math.Max(agg, v)
-			} else {
-				agg += v / float64(len(in))
+			switch {
+			case !m.max:
+				dp.value += v / float64(len(in))
+				dp.load += load / float64(len(in))
+			case v >= dp.value:
+				dp.value, dp.load = v, load
 			}
 		}
-		dp.value = agg
 		return dp, true
 	}
 
@@ -153,16 +160,20 @@ func (m metric) over(h []pool.Stats, start, end time.Time) (datapoint, bool) {
 		return datapoint{}, false // counters reset: the pool was replaced
 	}
 	dInv := float64(last.Invocations - base.Invocations)
+	var dp datapoint
 	switch m.kind {
 	case kindInvocationsPerInstance:
-		dp.value = dInv / dt.Minutes() / capacity
+		dp.load = dInv / dt.Minutes()
+		dp.value = dp.load / capacity
 	case kindInvocations:
 		dp.value = dInv / dt.Minutes()
+		dp.load = capacity * dp.value
 	case kindModelLatency:
 		if dInv == 0 {
 			return datapoint{}, false
 		}
 		dp.value = float64((last.ModelLatencySum - base.ModelLatencySum).Microseconds()) / dInv
+		dp.load = capacity * dp.value
 	}
 	return dp, true
 }
