@@ -265,8 +265,12 @@ func (s *Service) Stats(resourceID string) (pool.Stats, int, bool) {
 	if !ok {
 		return pool.Stats{}, 0, false
 	}
-	le := s.lookup(epName)
-	if le == nil {
+	s.mu.RLock()
+	le := s.live[strings.ToLower(epName)]
+	busy := le != nil && le.busy
+	s.mu.RUnlock()
+	if le == nil || busy {
+		// Missing, or mid-operation (Creating, Updating): not scalable now.
 		return pool.Stats{}, 0, false
 	}
 	le.mu.RLock()

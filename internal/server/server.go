@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/inferbox/inferbox/internal/api/awsproto"
+	"github.com/inferbox/inferbox/internal/api/autoscaling"
 	"github.com/inferbox/inferbox/internal/api/sagemaker"
+	"github.com/inferbox/inferbox/internal/autoscale"
 	"github.com/inferbox/inferbox/internal/artifact"
 	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/config"
@@ -40,6 +42,8 @@ type Server struct {
 	ledger  *meter.Ledger
 	metrics *metrics.Metrics
 	hosting *hosting.Service
+	scaling *autoscale.Registry
+	loop    *autoscale.Loop
 	http    *http.Server
 
 	ctx    context.Context // background loops; cancelled by Shutdown
@@ -101,8 +105,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Observer: m,
 		Logger:   log,
 	})
+	loop, err := autoscale.NewLoop(h, h, autoscale.SystemClock(), autoscale.Timing{
+		Period:                  cfg.Autoscale.Period.D(),
+		HighResolutionPeriod:    min(10*time.Second, cfg.Autoscale.Period.D()),
+		ScaleOutDatapoints:      cfg.Autoscale.ScaleOutDatapoints,
+		ScaleInDatapoints:       cfg.Autoscale.ScaleInDatapoints,
+		DefaultScaleOutCooldown: cfg.Autoscale.ScaleOutCooldown.D(),
+		DefaultScaleInCooldown:  cfg.Autoscale.ScaleInCooldown.D(),
+		Tick:                    cfg.Autoscale.Tick.D(),
+	}, log.With("component", "autoscale"))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("config: autoscale: %w", err)
+	}
+	scaling := autoscale.NewRegistry(store, loop, h.CheckVariant, cfg.Region, cfg.AccountID)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{cfg: cfg, log: log, store: store, ledger: ledger, metrics: m, hosting: h, ctx: bg, cancel: cancel}
+	s := &Server{cfg: cfg, log: log, store: store, ledger: ledger, metrics: m, hosting: h, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -117,7 +135,7 @@ func (s *Server) routes() http.Handler {
 	verifier := awsproto.NewVerifier(awsproto.Credentials(s.cfg.Auth.AccessKeys), s.cfg.Hosting.MaxPayloadBytes)
 	control := sagemaker.Control(s.hosting, s.log)
 	rt := sagemaker.NewRuntime(s.hosting, s.log)
-	jsonServices := []*awsproto.JSONService{control}
+	jsonServices := []*awsproto.JSONService{control, autoscaling.Service(s.scaling, s.log)}
 
 	aws := http.NewServeMux()
 	rt.Register(aws)
@@ -160,6 +178,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.hosting.Start(ctx); err != nil {
 		return fmt.Errorf("restore endpoints: %w", err)
 	}
+	if err := s.scaling.Restore(ctx); err != nil {
+		return fmt.Errorf("restore scaling policies: %w", err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.loop.Run(s.ctx)
+	}()
 	if s.cfg.Examples {
 		if err := s.deployExamples(ctx); err != nil {
 			s.log.Error("deploy examples", "err", err)
@@ -192,11 +218,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain requests: %w", err))
 		}
+		s.cancel() // autoscaler and ledger loops
+		s.wg.Wait()
 		if err := s.hosting.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop instances: %w", err))
 		}
-		s.cancel()
-		s.wg.Wait()
 		if err := s.ledger.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close ledger: %w", err))
 		}
