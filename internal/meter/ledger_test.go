@@ -46,7 +46,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -363,4 +363,25 @@ func BenchmarkFlush(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkRecordInvocationBuffered measures the hot path alone, in one
+// goroutine: the buffer is written outside the timer before it fills.
+func BenchmarkRecordInvocationBuffered(b *testing.B) {
+	const bound = 1 << 16
+	l, _, _ := newLedger(b, meter.WithMaxBuffer(bound+1))
+	ctx := context.Background()
+	v := inv(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%bound == bound-1 {
+			b.StopTimer()
+			if err := l.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		l.RecordInvocation(v)
+	}
 }
