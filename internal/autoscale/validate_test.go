@@ -50,7 +50,9 @@ func TestValidatePolicy(t *testing.T) {
 		{"step scaling", with(func(p *catalog.ScalingPolicy) { p.PolicyType = "StepScaling" }), `PolicyType "StepScaling" is not supported`},
 		{"no configuration", with(func(p *catalog.ScalingPolicy) { p.TargetTrackingScalingPolicyConfiguration = nil }), "TargetTrackingScalingPolicyConfiguration is required"},
 		{"other namespace of service", with(func(p *catalog.ScalingPolicy) { p.ServiceNamespace = "ecs" }), `ServiceNamespace "ecs"`},
-		{"other dimension", with(func(p *catalog.ScalingPolicy) { p.ScalableDimension = "sagemaker:variant:DesiredProvisionedConcurrency" }), "ScalableDimension"},
+		{"other dimension", with(func(p *catalog.ScalingPolicy) {
+			p.ScalableDimension = "sagemaker:variant:DesiredProvisionedConcurrency"
+		}), "ScalableDimension"},
 		{"bad resource id", with(func(p *catalog.ScalingPolicy) { p.ResourceId = "endpoint/ep" }), `ResourceId "endpoint/ep"`},
 		{"no name", with(func(p *catalog.ScalingPolicy) { p.PolicyName = "" }), "PolicyName"},
 	}
