@@ -197,11 +197,13 @@ func evaluate(p catalog.ScalingPolicy, history []pool.Stats, current int, timing
 	if dps, ok := datapoints(m, history, now, outPeriod, timing.ScaleOutDatapoints); ok {
 		e.Value = dps[0].value
 		if all(dps, func(v float64) bool { return v > c.TargetValue }) {
+			// The high alarm fires: out if that asks for more, and never in.
 			e.Desired = proportional(dps[0], c.TargetValue)
+			e.Vote = VoteHold
 			if e.Desired > current {
 				e.Vote = VoteOut
-				return e
 			}
+			return e
 		}
 	}
 	dps, ok := datapoints(m, history, now, timing.Period, timing.ScaleInDatapoints)
