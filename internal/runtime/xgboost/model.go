@@ -43,20 +43,24 @@ type Model struct {
 }
 
 // node is one tree node, 16 bytes. Children of an internal node are stored
-// next to each other: the right child is left+1. A leaf points to itself with
-// a NaN threshold and the defaultLeft bit, so a walk that goes on past a leaf
-// stays there: predict walks every tree a fixed number of steps, branch-free.
+// next to each other: the right child is left+1.
+//
+// Missing values are handled without a test at each node: predict expands a
+// row of n features into 2n slots, slot 2f holding x[f] or -Inf when it is
+// missing, and slot 2f+1 holding x[f] or +Inf. A node whose missing values
+// go left reads slot 2f (-Inf < any threshold), one whose missing values go
+// right reads slot 2f+1, and every node goes right iff slot >= threshold,
+// which is XGBoost's "left iff x < threshold" for every present x.
+//
+// A leaf points to itself with a NaN threshold (never >=), so a walk that
+// goes on past a leaf stays there: predict walks every tree a fixed number
+// of steps, branch-free.
 type node struct {
 	value float32 // split threshold; NaN at a leaf
-	feat  uint32  // feature index | defaultLeft when missing values go left
+	slot  uint32  // 2*feature, +1 when missing values go right
 	left  int32   // absolute index of the left child in Model.nodes; itself at a leaf
 	leaf  float32 // leaf value (leaves only)
 }
-
-const (
-	defaultLeft = 1 << 31
-	featMask    = defaultLeft - 1
-)
 
 // Options tune a loaded model.
 type Options struct {
@@ -487,19 +491,18 @@ func (m *Model) appendTree(t *jsonTree, weight float32) (int32, error) {
 				return 0, fmt.Errorf("node %d: leaf value is NaN", id)
 			}
 			nd.value = float32(math.NaN())
-			nd.feat = defaultLeft
 			nd.left = base + int32(k)
 		} else {
-			if math.IsNaN(v) {
-				return 0, fmt.Errorf("node %d: split condition is NaN", id)
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return 0, fmt.Errorf("node %d: split condition %v is not finite", id, v)
 			}
 			f := t.SplitIndices[id]
 			if f < 0 || f >= int64(m.nFeature) {
 				return 0, fmt.Errorf("node %d: split_indices %d: model has %d features", id, f, m.nFeature)
 			}
-			nd.feat = uint32(f)
-			if t.DefaultLeft[id] {
-				nd.feat |= defaultLeft
+			nd.slot = 2 * uint32(f)
+			if !t.DefaultLeft[id] {
+				nd.slot++
 			}
 			l := newID[t.Left[id]]
 			if newID[t.Right[id]] != l+1 {

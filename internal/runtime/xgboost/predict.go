@@ -2,6 +2,7 @@ package xgboost
 
 import (
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -21,10 +22,13 @@ func (m *Model) Predict(rows [][]float32, out []float32) {
 		}
 	}
 	m.checkOut(len(rows), out)
-	m.parallel(len(rows), func(lo, hi int, margins []float32, _ *[blockRows][]float32) {
+	m.parallel(len(rows), func(lo, hi int, s *scratch) {
 		for b := lo; b < hi; b += blockRows {
 			e := min(b+blockRows, hi)
-			m.predictBlock(rows[b:e], out[b*m.NumOutputs():e*m.NumOutputs()], margins)
+			for i := b; i < e; i++ {
+				s.expand(i-b, rows[i])
+			}
+			m.predictBlock(s, e-b, out[b*m.NumOutputs():e*m.NumOutputs()])
 		}
 	})
 }
@@ -33,19 +37,19 @@ func (m *Model) Predict(rows [][]float32, out []float32) {
 // in data (NaN for a missing value) into out, which must hold
 // rows*NumOutputs values.
 func (m *Model) PredictDense(data []float32, out []float32) {
-	if len(data)%m.nFeature != 0 {
-		panic(fmt.Sprintf("xgboost: PredictDense: %d values is not a multiple of %d features", len(data), m.nFeature))
-	}
-	n := len(data) / m.nFeature
-	m.checkOut(n, out)
 	nf, no := m.nFeature, m.NumOutputs()
-	m.parallel(n, func(lo, hi int, margins []float32, rows *[blockRows][]float32) {
+	if len(data)%nf != 0 {
+		panic(fmt.Sprintf("xgboost: PredictDense: %d values is not a multiple of %d features", len(data), nf))
+	}
+	n := len(data) / nf
+	m.checkOut(n, out)
+	m.parallel(n, func(lo, hi int, s *scratch) {
 		for b := lo; b < hi; b += blockRows {
 			e := min(b+blockRows, hi)
 			for i := b; i < e; i++ {
-				rows[i-b] = data[i*nf : (i+1)*nf : (i+1)*nf]
+				s.expand(i-b, data[i*nf:(i+1)*nf])
 			}
-			m.predictBlock(rows[:e-b], out[b*no:e*no], margins)
+			m.predictBlock(s, e-b, out[b*no:e*no])
 		}
 	})
 }
@@ -56,91 +60,108 @@ func (m *Model) checkOut(n int, out []float32) {
 	}
 }
 
+// scratch is one goroutine's working memory for a block of rows.
+type scratch struct {
+	slots   []float32 // blockRows rows of 2*nFeature slots (see node)
+	width   int       // 2*nFeature
+	margins []float32 // blockRows*nGroup
+}
+
+func (m *Model) newScratch() *scratch {
+	return &scratch{
+		slots:   make([]float32, blockRows*2*m.nFeature),
+		width:   2 * m.nFeature,
+		margins: make([]float32, blockRows*m.nGroup),
+	}
+}
+
+var (
+	negInf = float32(math.Inf(-1))
+	posInf = float32(math.Inf(1))
+)
+
+// expand writes row r of the block as slots: x, x per feature, or -Inf, +Inf
+// for a missing one.
+func (s *scratch) expand(r int, row []float32) {
+	dst := s.slots[r*s.width : (r+1)*s.width]
+	for f, x := range row {
+		lo, hi := x, x
+		if x != x {
+			lo, hi = negInf, posInf
+		}
+		dst[2*f] = lo
+		dst[2*f+1] = hi
+	}
+}
+
 // parallel splits n rows into block-aligned ranges, one per thread, and runs
 // fn on each with its own scratch. It returns when every range is done.
-func (m *Model) parallel(n int, fn func(lo, hi int, margins []float32, rows *[blockRows][]float32)) {
+func (m *Model) parallel(n int, fn func(lo, hi int, s *scratch)) {
 	threads := m.threads
 	// Below a few blocks per thread the goroutines cost more than they save.
 	if threads > 1 && n < threads*4*blockRows {
 		threads = max(n/(4*blockRows), 1)
 	}
 	if threads <= 1 {
-		var rows [blockRows][]float32
-		fn(0, n, make([]float32, blockRows*m.nGroup), &rows)
+		fn(0, n, m.newScratch())
 		return
 	}
 	per := (n/blockRows + threads - 1) / threads * blockRows
 	var wg sync.WaitGroup
 	for lo := 0; lo < n; lo += per {
 		hi := min(lo+per, n)
-		wg.Go(func() {
-			var rows [blockRows][]float32
-			fn(lo, hi, make([]float32, blockRows*m.nGroup), &rows)
-		})
+		wg.Go(func() { fn(lo, hi, m.newScratch()) })
 	}
 	wg.Wait()
 }
 
-// predictBlock scores up to blockRows rows. margins is scratch of
-// blockRows*nGroup values.
-func (m *Model) predictBlock(rows [][]float32, out, margins []float32) {
+// predictBlock scores the first n rows expanded in s into out.
+func (m *Model) predictBlock(s *scratch, n int, out []float32) {
 	ng := m.nGroup
-	margins = margins[:len(rows)*ng]
+	margins := s.margins[:n*ng]
 	for i := range margins {
 		margins[i] = m.base
 	}
-	nodes := m.nodes
-	if ng == 1 {
-		for t, root := range m.roots {
-			walkBlock(nodes, root, m.depths[t], rows, margins, 1, 0)
-		}
-	} else {
-		for t, root := range m.roots {
-			walkBlock(nodes, root, m.depths[t], rows, margins, ng, int(m.groups[t]))
-		}
+	slots := s.slots[:n*s.width]
+	for t, root := range m.roots {
+		walkBlock(m.nodes, root, m.depths[t], slots, s.width, margins, ng, int(m.groups[t]))
 	}
 	no := m.NumOutputs()
-	for r := range rows {
+	for r := range n {
 		m.objective.apply(margins[r*ng:(r+1)*ng], out[r*no:(r+1)*no])
 	}
 }
 
 // walkBlock adds one tree's leaf value to margins[r*stride+group] for each
-// row r. It walks four rows at a time, depth steps each, with no branches in
-// the step so the four walks overlap in the CPU.
-func walkBlock(nodes []node, root, depth int32, rows [][]float32, margins []float32, stride, group int) {
+// row r of slots (width slots per row). It walks four rows at a time, depth
+// steps each, with no branch in a step, so the four walks overlap in the CPU.
+func walkBlock(nodes []node, root, depth int32, slots []float32, width int, margins []float32, stride, group int) {
+	n := len(slots) / width
 	r := 0
-	for ; r+4 <= len(rows); r += 4 {
-		r0, r1, r2, r3 := rows[r], rows[r+1], rows[r+2], rows[r+3]
+	for ; r+4 <= n; r += 4 {
+		o0 := r * width
+		o1, o2, o3 := o0+width, o0+2*width, o0+3*width
 		i0, i1, i2, i3 := root, root, root, root
 		for range depth {
-			i0 = step(&nodes[i0], r0)
-			i1 = step(&nodes[i1], r1)
-			i2 = step(&nodes[i2], r2)
-			i3 = step(&nodes[i3], r3)
+			n0, n1, n2, n3 := &nodes[i0], &nodes[i1], &nodes[i2], &nodes[i3]
+			i0 = n0.left + b2i(slots[o0+int(n0.slot)] >= n0.value)
+			i1 = n1.left + b2i(slots[o1+int(n1.slot)] >= n1.value)
+			i2 = n2.left + b2i(slots[o2+int(n2.slot)] >= n2.value)
+			i3 = n3.left + b2i(slots[o3+int(n3.slot)] >= n3.value)
 		}
 		margins[r*stride+group] += nodes[i0].leaf
 		margins[(r+1)*stride+group] += nodes[i1].leaf
 		margins[(r+2)*stride+group] += nodes[i2].leaf
 		margins[(r+3)*stride+group] += nodes[i3].leaf
 	}
-	for ; r < len(rows); r++ {
-		row, i := rows[r], root
+	for ; r < n; r++ {
+		o, i := r*width, root
 		for range depth {
-			i = step(&nodes[i], row)
+			nd := &nodes[i]
+			i = nd.left + b2i(slots[o+int(nd.slot)] >= nd.value)
 		}
 		margins[r*stride+group] += nodes[i].leaf
 	}
-}
-
-// step moves one level down: right when x >= threshold, and for a missing x
-// (NaN) right unless the node's default is left. XGBoost goes left when
-// x < threshold, so x >= threshold is the same test for every non-NaN x. A
-// leaf (NaN threshold, default left) steps to itself.
-func step(nd *node, row []float32) int32 {
-	x := row[nd.feat&featMask]
-	right := b2i(x >= nd.value) | (b2i(x != x) & int32(nd.feat>>31^1))
-	return nd.left + right
 }
 
 func b2i(b bool) int32 {
