@@ -138,21 +138,31 @@ func (m *Model) predictBlock(s *scratch, n int, out []float32) {
 func walkBlock(nodes []node, root, depth int32, slots []float32, width int, margins []float32, stride, group int) {
 	n := len(slots) / width
 	r := 0
-	for ; r+4 <= n; r += 4 {
+	for ; r+8 <= n; r += 8 {
 		o0 := r * width
-		o1, o2, o3 := o0+width, o0+2*width, o0+3*width
-		i0, i1, i2, i3 := root, root, root, root
+		o1, o2, o3, o4, o5, o6, o7 := o0+width, o0+2*width, o0+3*width, o0+4*width, o0+5*width, o0+6*width, o0+7*width
+		i0, i1, i2, i3 := int(root), int(root), int(root), int(root)
+		i4, i5, i6, i7 := i0, i0, i0, i0
 		for range depth {
 			n0, n1, n2, n3 := &nodes[i0], &nodes[i1], &nodes[i2], &nodes[i3]
-			i0 = n0.left + b2i(slots[o0+int(n0.slot)] >= n0.value)
-			i1 = n1.left + b2i(slots[o1+int(n1.slot)] >= n1.value)
-			i2 = n2.left + b2i(slots[o2+int(n2.slot)] >= n2.value)
-			i3 = n3.left + b2i(slots[o3+int(n3.slot)] >= n3.value)
+			i0 = int(n0.left) + b2int(slots[o0+int(n0.slot)] >= n0.value)
+			i1 = int(n1.left) + b2int(slots[o1+int(n1.slot)] >= n1.value)
+			i2 = int(n2.left) + b2int(slots[o2+int(n2.slot)] >= n2.value)
+			i3 = int(n3.left) + b2int(slots[o3+int(n3.slot)] >= n3.value)
+			n4, n5, n6, n7 := &nodes[i4], &nodes[i5], &nodes[i6], &nodes[i7]
+			i4 = int(n4.left) + b2int(slots[o4+int(n4.slot)] >= n4.value)
+			i5 = int(n5.left) + b2int(slots[o5+int(n5.slot)] >= n5.value)
+			i6 = int(n6.left) + b2int(slots[o6+int(n6.slot)] >= n6.value)
+			i7 = int(n7.left) + b2int(slots[o7+int(n7.slot)] >= n7.value)
 		}
 		margins[r*stride+group] += nodes[i0].leaf
 		margins[(r+1)*stride+group] += nodes[i1].leaf
 		margins[(r+2)*stride+group] += nodes[i2].leaf
 		margins[(r+3)*stride+group] += nodes[i3].leaf
+		margins[(r+4)*stride+group] += nodes[i4].leaf
+		margins[(r+5)*stride+group] += nodes[i5].leaf
+		margins[(r+6)*stride+group] += nodes[i6].leaf
+		margins[(r+7)*stride+group] += nodes[i7].leaf
 	}
 	for ; r < n; r++ {
 		o, i := r*width, root
@@ -165,6 +175,13 @@ func walkBlock(nodes []node, root, depth int32, slots []float32, width int, marg
 }
 
 func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func b2int(b bool) int {
 	if b {
 		return 1
 	}
