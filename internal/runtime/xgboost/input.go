@@ -102,7 +102,7 @@ func parseCSVRecord(buf []float32, line []byte, nf, row int) ([]float32, error) 
 		}
 		field++
 		if field > nf {
-			return buf, runtime.BadInput("row %d: %d fields, model has %d features", row, bytes.Count(line, []byte{','})+nf, nf)
+			return buf, runtime.BadInput("row %d: %d fields, model has %d features", row, bytes.Count(line, []byte{','})+nf+1, nf)
 		}
 		v, err := parseValue(f)
 		if err != nil {
