@@ -31,15 +31,15 @@ type Model struct {
 	path      string
 	objective objective
 	nFeature  int
-	nGroup    int       // output groups (classes for multi:*, else 1)
-	base      float32   // base margin, added to every group
-	nodes     []node    // all trees, each tree's nodes contiguous, root first
-	roots     []int32   // index of each tree's root in nodes
-	groups    []int32   // output group of each tree
-	threads   int       // goroutines Predict may use on big batches
-	version   [3]int    // XGBoost version that saved the model
-	booster   string    // gbtree or dart
-	depths    []int32   // depth of each tree (steps from root to its deepest leaf)
+	nGroup    int     // output groups (classes for multi:*, else 1)
+	base      float32 // base margin, added to every group
+	nodes     []node  // all trees, each tree's nodes contiguous, root first
+	roots     []int32 // index of each tree's root in nodes
+	groups    []int32 // output group of each tree
+	threads   int     // goroutines Predict may use on big batches
+	version   [3]int  // XGBoost version that saved the model
+	booster   string  // gbtree or dart
+	depths    []int32 // depth of each tree (steps from root to its deepest leaf)
 }
 
 // node is one tree node, 16 bytes. Children of an internal node are stored
@@ -176,10 +176,10 @@ type jsonModel struct {
 }
 
 type jsonBooster struct {
-	Name       string          `json:"name"`
-	Model      *jsonGBTree     `json:"model"`       // gbtree
-	GBTree     *jsonBooster    `json:"gbtree"`      // dart wraps a gbtree
-	WeightDrop []json.Number   `json:"weight_drop"` // dart
+	Name       string        `json:"name"`
+	Model      *jsonGBTree   `json:"model"`       // gbtree
+	GBTree     *jsonBooster  `json:"gbtree"`      // dart wraps a gbtree
+	WeightDrop []json.Number `json:"weight_drop"` // dart
 }
 
 type jsonGBTree struct {
@@ -435,10 +435,13 @@ func (m *Model) appendTree(t *jsonTree, weight float32) (int32, error) {
 	if s := t.Param.SizeLeafVector; s != "" && s != "0" && s != "1" {
 		return 0, fmt.Errorf("size_leaf_vector %s (vector leaves): %w", s, runtime.ErrUnsupported)
 	}
-	for name, l := range map[string]int{"right_children": len(t.Right), "split_indices": len(t.SplitIndices),
-		"split_conditions": len(t.SplitConditions), "default_left": len(t.DefaultLeft)} {
-		if l != n {
-			return 0, fmt.Errorf("%s has %d entries, left_children %d", name, l, n)
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"right_children", len(t.Right)}, {"split_indices", len(t.SplitIndices)},
+		{"split_conditions", len(t.SplitConditions)}, {"default_left", len(t.DefaultLeft)}} {
+		if c.n != n {
+			return 0, fmt.Errorf("%s has %d entries, left_children %d", c.name, c.n, n)
 		}
 	}
 	if len(t.SplitType) != 0 && len(t.SplitType) != n {

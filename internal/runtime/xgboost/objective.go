@@ -12,7 +12,7 @@ const (
 	transformIdentity transform = iota
 	transformSigmoid
 	transformExp
-	transformHinge   // 1 if margin > 0, else 0
+	transformHinge // 1 if margin > 0, else 0
 	transformSoftprob
 	transformSoftmax // index of the largest margin
 )
