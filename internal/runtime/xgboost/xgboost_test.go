@@ -388,3 +388,20 @@ func TestStreamsLargeInput(t *testing.T) {
 		t.Errorf("read error = %v, want a ModelError naming row %d", err, rows+1)
 	}
 }
+
+// TestExampleModel loads the committed example (examples/xgboost) the way
+// the server does and checks it scores sample.csv as XGBoost did.
+func TestExampleModel(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "examples", "xgboost")
+	m, err := NewLoader().Load(context.Background(), runtime.Spec{Kind: "xgboost", ModelDir: filepath.Join(dir, "model")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sample, err := os.ReadFile(filepath.Join(dir, "sample.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := invokeText(t, m.(*Model), &runtime.Request{ContentType: "text/csv", Body: bytes.NewReader(sample)})
+	compareRows(t, "example", got, readFloatRows(t, filepath.Join(dir, "sample.expected")))
+}
