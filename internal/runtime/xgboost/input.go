@@ -22,7 +22,8 @@ type rowReader interface {
 	read(buf []float32, maxRows int) ([]float32, error)
 }
 
-var nan32 = float32(math.NaN())
+// nan32 is a missing value.
+func nan32() float32 { return float32(math.NaN()) }
 
 // lineReader yields lines without their "\n" or "\r\n", counting them from 1.
 type lineReader struct {
@@ -124,7 +125,7 @@ func parseCSVRecord(buf []float32, line []byte, nf, row int) ([]float32, error) 
 func parseValue(f []byte) (float32, error) {
 	f = bytes.TrimSpace(f)
 	if len(f) == 0 {
-		return nan32, nil
+		return nan32(), nil
 	}
 	v, err := strconv.ParseFloat(string(f), 32)
 	if err != nil {
@@ -159,7 +160,7 @@ func (c *libsvmReader) read(buf []float32, maxRows int) ([]float32, error) {
 		}
 		start := len(buf)
 		for range c.nf {
-			buf = append(buf, nan32)
+			buf = append(buf, nan32())
 		}
 		if err := parseLibSVMRecord(buf[start:], line, c.lines.line); err != nil {
 			return buf[:start], err
@@ -256,7 +257,7 @@ func appendJSONRow(buf []float32, raw []byte, nf, row int) ([]float32, error) {
 	}
 	for i, v := range vals {
 		if string(v) == "null" {
-			buf = append(buf, nan32)
+			buf = append(buf, nan32())
 			continue
 		}
 		f, err := strconv.ParseFloat(string(v), 64)

@@ -75,11 +75,6 @@ func (m *Model) newScratch() *scratch {
 	}
 }
 
-var (
-	negInf = float32(math.Inf(-1))
-	posInf = float32(math.Inf(1))
-)
-
 // expand writes row r of the block as slots: x, x per feature, or -Inf, +Inf
 // for a missing one.
 func (s *scratch) expand(r int, row []float32) {
@@ -87,7 +82,7 @@ func (s *scratch) expand(r int, row []float32) {
 	for f, x := range row {
 		lo, hi := x, x
 		if x != x {
-			lo, hi = negInf, posInf
+			lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
 		}
 		dst[2*f] = lo
 		dst[2*f+1] = hi
