@@ -56,6 +56,9 @@ func (l *lineReader) next() ([]byte, error) {
 			return nil, io.EOF
 		}
 		l.line++
+		if l.line == 1 {
+			b = bytes.TrimPrefix(b, []byte("\ufeff")) // a byte-order mark from a spreadsheet
+		}
 		b = bytes.TrimSuffix(b, []byte{'\n'})
 		b = bytes.TrimSuffix(b, []byte{'\r'})
 		return b, nil

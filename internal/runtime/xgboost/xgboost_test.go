@@ -90,6 +90,7 @@ func TestTinyModelScores(t *testing.T) {
 	for _, tc := range []struct{ name, ct, body string }{
 		{"csv", "text/csv", body},
 		{"csv charset CRLF no final newline", "text/csv; charset=utf-8", strings.TrimSuffix(strings.ReplaceAll(body, "\n", "\r\n"), "\r\n")},
+		{"csv with byte-order mark", "text/csv", "\ufeff" + body},
 		{"csv NaN text and spaces", "text/csv", "0,0\n1, 1\n1,2\nNaN,2\n1,nan\n0.5,1.5\n\n"},
 		{"libsvm with labels", "text/libsvm", "1 0:0 1:0\n0 0:1 1:1\n0 0:1 1:2\n1 1:2\n0 0:1\n0 0:0.5 1:1.5\n"},
 		{"libsvm without labels", "text/x-libsvm", "0:0 1:0\n0:1 1:1\n0:1 1:2\n1:2\n0:1\n0:0.5 1:1.5\n"},
