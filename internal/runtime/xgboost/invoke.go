@@ -52,7 +52,8 @@ func (*Loader) Load(ctx context.Context, spec runtime.Spec) (runtime.Model, erro
 		spec.Logger.LogAttrs(ctx, slog.LevelInfo, "xgboost model loaded",
 			slog.String("component", "runtime/xgboost"), slog.String("path", m.path),
 			slog.String("objective", m.objective.name), slog.String("booster", m.booster),
-			slog.Int("trees", len(m.roots)), slog.Int("features", m.nFeature))
+			slog.Int("trees", len(m.roots)), slog.Int("features", m.nFeature),
+			slog.String("saved_by", fmt.Sprintf("xgboost %d.%d.%d", m.version[0], m.version[1], m.version[2])))
 	}
 	return m, nil
 }
