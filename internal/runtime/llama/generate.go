@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/inferbox/inferbox/internal/gguf"
@@ -24,7 +26,19 @@ type Model struct {
 	freqs   []float64
 	threads int
 	log     *slog.Logger
+
+	// Lifecycle: Close stops running generations (closing done), waits for
+	// them, then releases the mapping.
+	mu        sync.Mutex
+	closed    bool
+	active    sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+	streams   map[*io.PipeWriter]struct{} // open Invoke streams, under mu
 }
+
+// ErrClosed is returned by Generate on a closed Model.
+var ErrClosed = errors.New("llama: model closed")
 
 // Finish reasons.
 const (
@@ -68,8 +82,44 @@ func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 // ContextLength returns the context length in use (the file's, capped).
 func (m *Model) ContextLength() int { return m.h.nCtx }
 
-// Close releases the model's reference to the file mapping.
-func (m *Model) Close() error { return m.file.Close() }
+// Close stops running generations (they return ErrClosed), waits for
+// them, and releases the model's reference to the file mapping. It is
+// idempotent.
+func (m *Model) Close() error {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		close(m.done)
+		for pw := range m.streams {
+			// Unblocks a generator waiting for a reader that never reads.
+			pw.CloseWithError(ErrClosed)
+		}
+		m.mu.Unlock()
+		m.active.Wait()
+		m.file.Close()
+	})
+	return nil
+}
+
+func (m *Model) acquire() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.active.Add(1)
+	return nil
+}
+
+// stopped returns why generation must stop now, if it must.
+func (m *Model) stopped(ctx context.Context) error {
+	select {
+	case <-m.done:
+		return ErrClosed
+	default:
+		return ctx.Err()
+	}
+}
 
 // Generate produces tokens for req, calling emit for each one as it is
 // generated. It returns when an end token or stop sequence is produced, the
@@ -77,6 +127,10 @@ func (m *Model) Close() error { return m.file.Close() }
 // parameters and prompts return a *runtime.ModelError with status 400.
 func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(Token) error) (Usage, error) {
 	u := Usage{EndToken: -1}
+	if err := m.acquire(); err != nil {
+		return u, err
+	}
+	defer m.active.Done()
 	p := req.Params
 	if err := p.Validate(); err != nil {
 		return u, runtime.BadInput("%s", err.Error())
@@ -107,15 +161,17 @@ func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(To
 	smp := newSampler(p, seed)
 	s := m.newState()
 	for i, id := range tokens {
-		if i%16 == 0 && ctx.Err() != nil {
-			return u, ctx.Err()
+		if i%16 == 0 {
+			if err := m.stopped(ctx); err != nil {
+				return u, err
+			}
 		}
 		m.forward(s, id, i == len(tokens)-1)
 	}
 	history := append(make([]int, 0, len(tokens)+64), tokens...)
 	out := newTextStream(p.Stop)
 	for {
-		if err := ctx.Err(); err != nil {
+		if err := m.stopped(ctx); err != nil {
 			return u, err
 		}
 		id := smp.sample(s.logits, history)
@@ -280,5 +336,5 @@ func newModel(f *gguf.File, maxCtx, threads int, log *slog.Logger) (*Model, erro
 		return nil, fmt.Errorf("vocabulary has %d tokens but token_embd.weight has %d rows", tok.VocabSize(), w.tokEmbd.rows)
 	}
 	h.nVocab = w.output.rows
-	return &Model{file: f, h: h, w: w, tok: tok, freqs: ropeFreqs(h), threads: max(1, threads), log: log}, nil
+	return &Model{file: f, h: h, w: w, tok: tok, freqs: ropeFreqs(h), threads: max(1, threads), log: log, done: make(chan struct{}), streams: map[*io.PipeWriter]struct{}{}}, nil
 }

@@ -265,11 +265,19 @@ func responseOf(text string, u Usage) *invokeResponse {
 // the body (the next write fails).
 func (m *Model) invokeStream(ctx context.Context, greq *GenerateRequest, prefix string, sse bool) *runtime.Response {
 	pr, pw := io.Pipe()
+	m.mu.Lock()
+	m.streams[pw] = struct{}{}
+	m.mu.Unlock()
 	contentType := "application/jsonlines"
 	if sse {
 		contentType = "text/event-stream"
 	}
 	go func() {
+		defer func() {
+			m.mu.Lock()
+			delete(m.streams, pw)
+			m.mu.Unlock()
+		}()
 		var full strings.Builder
 		full.WriteString(prefix)
 		write := func(l streamLine) error {
