@@ -36,8 +36,8 @@ type hparams struct {
 	qkvBias  bool
 }
 
-// supportedArchs maps an architecture to whether it has q/k/v biases and
-// NEOX-style rope.
+// archTraits says whether an architecture has q/k/v biases and
+// NEOX-style rope, and whether it is implemented at all.
 func archTraits(arch string) (bias, neox bool, ok bool) {
 	switch arch {
 	case "llama":
