@@ -1,0 +1,134 @@
+package gguf
+
+import "encoding/binary"
+
+// DotF32 returns the dot product of a and b[:len(a)]. It uses eight
+// independent accumulators so the loop is not bound by one add chain.
+func DotF32(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	var s0, s1, s2, s3, s4, s5, s6, s7 float32
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		x := a[i : i+8 : i+8]
+		y := b[i : i+8 : i+8]
+		s0 += x[0] * y[0]
+		s1 += x[1] * y[1]
+		s2 += x[2] * y[2]
+		s3 += x[3] * y[3]
+		s4 += x[4] * y[4]
+		s5 += x[5] * y[5]
+		s6 += x[6] * y[6]
+		s7 += x[7] * y[7]
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * b[i]
+	}
+	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+}
+
+// Dot returns the dot product of one encoded row of type t (whole blocks)
+// with x, decoding one block at a time, never the whole row.
+func Dot(t TensorType, row []byte, x []float32) float32 {
+	switch t {
+	case F32:
+		return DotF32(bytesAsF32(row), x)
+	case F16:
+		return dotF16(row, x)
+	case BF16:
+		return dotBF16(row, x)
+	case Q8_0:
+		return dotQ80(row, x)
+	case Q4_0:
+		return dotQ40(row, x)
+	case Q4_K:
+		return dotK(row, x, 144, dequantQ4K)
+	case Q6_K:
+		return dotK(row, x, 210, dequantQ6K)
+	}
+	panic("gguf: Dot of unsupported type " + t.String())
+}
+
+func dotF16(row []byte, x []float32) float32 {
+	var s0, s1 float32
+	n := len(row) / 2
+	x = x[:n]
+	i := 0
+	for ; i+2 <= n; i += 2 {
+		s0 += F16ToF32(binary.LittleEndian.Uint16(row[2*i:])) * x[i]
+		s1 += F16ToF32(binary.LittleEndian.Uint16(row[2*i+2:])) * x[i+1]
+	}
+	if i < n {
+		s0 += F16ToF32(binary.LittleEndian.Uint16(row[2*i:])) * x[i]
+	}
+	return s0 + s1
+}
+
+func dotBF16(row []byte, x []float32) float32 {
+	var s0, s1 float32
+	n := len(row) / 2
+	x = x[:n]
+	i := 0
+	for ; i+2 <= n; i += 2 {
+		s0 += BF16ToF32(binary.LittleEndian.Uint16(row[2*i:])) * x[i]
+		s1 += BF16ToF32(binary.LittleEndian.Uint16(row[2*i+2:])) * x[i+1]
+	}
+	if i < n {
+		s0 += BF16ToF32(binary.LittleEndian.Uint16(row[2*i:])) * x[i]
+	}
+	return s0 + s1
+}
+
+func dotQ80(row []byte, x []float32) float32 {
+	var sum float32
+	nb := len(row) / 34
+	x = x[:nb*32]
+	for b := 0; b < nb; b++ {
+		blk := row[b*34 : b*34+34 : b*34+34]
+		q := blk[2:34:34]
+		xx := x[b*32 : b*32+32 : b*32+32]
+		var s0, s1, s2, s3 float32
+		for j := 0; j < 32; j += 4 {
+			s0 += float32(int8(q[j])) * xx[j]
+			s1 += float32(int8(q[j+1])) * xx[j+1]
+			s2 += float32(int8(q[j+2])) * xx[j+2]
+			s3 += float32(int8(q[j+3])) * xx[j+3]
+		}
+		sum += F16ToF32(binary.LittleEndian.Uint16(blk)) * ((s0 + s1) + (s2 + s3))
+	}
+	return sum
+}
+
+func dotQ40(row []byte, x []float32) float32 {
+	var sum float32
+	nb := len(row) / 18
+	x = x[:nb*32]
+	for b := 0; b < nb; b++ {
+		blk := row[b*18 : b*18+18 : b*18+18]
+		q := blk[2:18:18]
+		lo := x[b*32 : b*32+16 : b*32+16]
+		hi := x[b*32+16 : b*32+32 : b*32+32]
+		var s0, s1, s2, s3 float32
+		for j := 0; j < 16; j += 2 {
+			s0 += float32(int(q[j]&0xf)-8) * lo[j]
+			s1 += float32(int(q[j]>>4)-8) * hi[j]
+			s2 += float32(int(q[j+1]&0xf)-8) * lo[j+1]
+			s3 += float32(int(q[j+1]>>4)-8) * hi[j+1]
+		}
+		sum += F16ToF32(binary.LittleEndian.Uint16(blk)) * ((s0 + s1) + (s2 + s3))
+	}
+	return sum
+}
+
+// dotK handles the 256-element super-block types by decoding one block into
+// a stack buffer at a time.
+func dotK(row []byte, x []float32, blockBytes int, dec func([]byte, []float32)) float32 {
+	var buf [qkK]float32
+	var sum float32
+	nb := len(row) / blockBytes
+	for b := 0; b < nb; b++ {
+		dec(row[b*blockBytes:(b+1)*blockBytes], buf[:])
+		sum += DotF32(buf[:], x[b*qkK:(b+1)*qkK])
+	}
+	return sum
+}

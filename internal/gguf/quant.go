@@ -1,0 +1,184 @@
+package gguf
+
+import (
+	"encoding/binary"
+	"math"
+	"unsafe"
+)
+
+// F16ToF32 converts an IEEE 754 half-precision value.
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // inf, nan
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp != 0: // normal
+		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
+	case mant == 0:
+		return math.Float32frombits(sign)
+	}
+	// subnormal: value = mant * 2^-24
+	f := float32(mant) * (1.0 / (1 << 24))
+	if sign != 0 {
+		return -f
+	}
+	return f
+}
+
+// F32ToF16 converts to half precision, rounding to nearest even.
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		if e < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - e)
+		half := mant >> shift
+		rem := mant & (1<<shift - 1)
+		mid := uint32(1) << (shift - 1)
+		if rem > mid || (rem == mid && half&1 == 1) {
+			half++
+		}
+		return sign | uint16(half)
+	}
+	half := uint32(e)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
+		half++ // may carry into the exponent, which is still correct
+	}
+	return sign | uint16(half)
+}
+
+// BF16ToF32 converts a bfloat16 value.
+func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// F32ToBF16 converts to bfloat16, rounding to nearest even.
+func F32ToBF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
+
+// bytesAsF32 reinterprets little-endian float32 data in place. GGUF data is
+// little-endian, and so are the hosts this project targets (amd64, arm64).
+func bytesAsF32(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+// Dequantize decodes src (whole blocks of type t) into dst, which must hold
+// the decoded element count.
+func Dequantize(t TensorType, src []byte, dst []float32) {
+	switch t {
+	case F32:
+		copy(dst, bytesAsF32(src))
+	case F16:
+		for i := range dst {
+			dst[i] = F16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
+		}
+	case BF16:
+		for i := range dst {
+			dst[i] = BF16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
+		}
+	case Q8_0:
+		for b := 0; b < len(dst)/32; b++ {
+			blk := src[b*34 : b*34+34]
+			d := F16ToF32(binary.LittleEndian.Uint16(blk))
+			out := dst[b*32 : b*32+32]
+			for j := range out {
+				out[j] = d * float32(int8(blk[2+j]))
+			}
+		}
+	case Q4_0:
+		for b := 0; b < len(dst)/32; b++ {
+			blk := src[b*18 : b*18+18]
+			d := F16ToF32(binary.LittleEndian.Uint16(blk))
+			out := dst[b*32 : b*32+32]
+			for j := 0; j < 16; j++ {
+				out[j] = d * float32(int(blk[2+j]&0xf)-8)
+				out[j+16] = d * float32(int(blk[2+j]>>4)-8)
+			}
+		}
+	case Q4_K:
+		for b := 0; b < len(dst)/qkK; b++ {
+			dequantQ4K(src[b*144:b*144+144], dst[b*qkK:b*qkK+qkK])
+		}
+	case Q6_K:
+		for b := 0; b < len(dst)/qkK; b++ {
+			dequantQ6K(src[b*210:b*210+210], dst[b*qkK:b*qkK+qkK])
+		}
+	default:
+		panic("gguf: Dequantize of unsupported type " + t.String())
+	}
+}
+
+// scaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K block.
+func scaleMinK4(j int, q []byte) (sc, m uint8) {
+	if j < 4 {
+		return q[j] & 63, q[j+4] & 63
+	}
+	return (q[j+4] & 0xf) | (q[j-4]>>6)<<4, (q[j+4] >> 4) | (q[j]>>6)<<4
+}
+
+// Q4_K block: f16 d, f16 dmin, scales[12], qs[128]; 8 sub-blocks of 32.
+func dequantQ4K(blk []byte, out []float32) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk))
+	dmin := F16ToF32(binary.LittleEndian.Uint16(blk[2:]))
+	scales := blk[4:16]
+	q := blk[16:144]
+	for j := 0; j < 4; j++ { // 64 elements per step: two sub-blocks
+		sc1, m1 := scaleMinK4(2*j, scales)
+		sc2, m2 := scaleMinK4(2*j+1, scales)
+		d1, mm1 := d*float32(sc1), dmin*float32(m1)
+		d2, mm2 := d*float32(sc2), dmin*float32(m2)
+		qq := q[32*j : 32*j+32]
+		o := out[64*j : 64*j+64]
+		for l := 0; l < 32; l++ {
+			o[l] = d1*float32(qq[l]&0xf) - mm1
+			o[l+32] = d2*float32(qq[l]>>4) - mm2
+		}
+	}
+}
+
+// Q6_K block: ql[128], qh[64], int8 scales[16], f16 d; 16 sub-blocks of 16.
+func dequantQ6K(blk []byte, out []float32) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk[208:]))
+	for n := 0; n < 2; n++ { // two halves of 128
+		ql := blk[64*n : 64*n+64]
+		qh := blk[128+32*n : 128+32*n+32]
+		sc := blk[192+8*n : 192+8*n+8]
+		o := out[128*n : 128*n+128]
+		for l := 0; l < 32; l++ {
+			is := l / 16
+			q1 := int((ql[l]&0xf)|((qh[l]>>0)&3)<<4) - 32
+			q2 := int((ql[l+32]&0xf)|((qh[l]>>2)&3)<<4) - 32
+			q3 := int((ql[l]>>4)|((qh[l]>>4)&3)<<4) - 32
+			q4 := int((ql[l+32]>>4)|((qh[l]>>6)&3)<<4) - 32
+			o[l] = d * float32(int8(sc[is])) * float32(q1)
+			o[l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+			o[l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+			o[l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+		}
+	}
+}

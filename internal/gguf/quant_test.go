@@ -1,0 +1,133 @@
+package gguf
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randVec(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// TestQuantRoundTrip quantises random rows with the reference quantisers,
+// dequantises them and checks the error is within what each format's
+// resolution allows; then checks Dot against a plain dot of the
+// dequantised row.
+func TestQuantRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	// Worst-case relative error (vs. the block's absolute max) per type.
+	tol := map[TensorType]float64{F32: 0, F16: 1e-3, BF16: 8e-3, Q8_0: 1.0 / 127, Q4_0: 1.0 / 7, Q4_K: 0.15, Q6_K: 0.06}
+	for _, typ := range SupportedTypes() {
+		t.Run(typ.String(), func(t *testing.T) {
+			const n = 512
+			x := randVec(r, n)
+			enc, err := Quantize(typ, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(enc) != typ.RowBytes(n) {
+				t.Fatalf("encoded %d bytes, want %d", len(enc), typ.RowBytes(n))
+			}
+			got := make([]float32, n)
+			Dequantize(typ, enc, got)
+			amax := float64(absMax(x))
+			var worst float64
+			for i := range x {
+				worst = max(worst, math.Abs(float64(got[i]-x[i])))
+			}
+			if worst > tol[typ]*amax+1e-6 {
+				t.Errorf("max error %g > %g", worst, tol[typ]*amax)
+			}
+			y := randVec(r, n)
+			var want float64
+			for i := range got {
+				want += float64(got[i]) * float64(y[i])
+			}
+			if d := Dot(typ, enc, y); math.Abs(float64(d)-want) > 1e-3*(1+math.Abs(want)) {
+				t.Errorf("Dot = %g, want %g", d, want)
+			}
+		})
+	}
+}
+
+// The following tests build blocks byte by byte and check single elements
+// against the formats' definitions, independently of the quantisers.
+
+func TestQ4_0Layout(t *testing.T) {
+	blk := make([]byte, 18)
+	binary.LittleEndian.PutUint16(blk, F32ToF16(0.5))
+	blk[2+3] = 0xA1 // element 3: 1-8 = -7; element 19: 10-8 = 2
+	out := make([]float32, 32)
+	Dequantize(Q4_0, blk, out)
+	if out[3] != -3.5 || out[19] != 1 || out[0] != -4 {
+		t.Errorf("got %v %v %v", out[3], out[19], out[0])
+	}
+}
+
+func TestQ4_KLayout(t *testing.T) {
+	blk := make([]byte, 144)
+	binary.LittleEndian.PutUint16(blk, F32ToF16(0.5))   // d
+	binary.LittleEndian.PutUint16(blk[2:], F32ToF16(2)) // dmin
+	sc := blk[4:16]
+	// sub-block 1: scale 3, min 1 (low 6 bits in bytes 1 and 5).
+	sc[1], sc[5] = 3, 1
+	// sub-block 5: scale 0x25 = 37 (low 4 bits in byte 9, high 2 in byte 1's top bits),
+	// min 0x12 = 18 (low 4 in byte 9's high nibble, high 2 in byte 5's top bits).
+	sc[9] = 0x5 | 0x2<<4
+	sc[1] |= 0x2 << 6
+	sc[5] |= 0x1 << 6
+	q := blk[16:]
+	q[4] = 0x70 // element 32+4 (sub-block 1) = 7
+	q[64+6] = 0x90
+	// element 64*2+32+6 = 166 is sub-block 5, high nibble of q[64+6] = 9
+	out := make([]float32, 256)
+	Dequantize(Q4_K, blk, out)
+	if want := float32(0.5*3*7 - 2*1); out[36] != want {
+		t.Errorf("element 36 = %v, want %v", out[36], want)
+	}
+	if want := float32(0.5*37*9 - 2*18); out[166] != want {
+		t.Errorf("element 166 = %v, want %v", out[166], want)
+	}
+}
+
+func TestQ6_KLayout(t *testing.T) {
+	blk := make([]byte, 210)
+	binary.LittleEndian.PutUint16(blk[208:], F32ToF16(0.25))
+	scales := blk[192:208]
+	for i := range scales {
+		scales[i] = byte(int8(i - 8))
+	}
+	// Element 128+64+5 = 197: second half, l=5, q3 = ql[64+5]>>4 | ((qh[32+5]>>4)&3)<<4.
+	blk[64+5] = 0xB0
+	blk[128+32+5] = 0x2 << 4
+	// Value: q = 0xB | 2<<4 = 43, minus 32 = 11; scale index 8 + 0 + 4 = 12 → 4.
+	out := make([]float32, 256)
+	Dequantize(Q6_K, blk, out)
+	if want := float32(0.25 * 4 * 11); out[197] != want {
+		t.Errorf("element 197 = %v, want %v", out[197], want)
+	}
+	// Element 0: q1 = 0 - 32, scale index 0 → -8.
+	if want := float32(0.25 * -8 * -32); out[0] != want {
+		t.Errorf("element 0 = %v, want %v", out[0], want)
+	}
+}
+
+func TestHalfConversions(t *testing.T) {
+	for _, v := range []float32{0, 1, -2.5, 65504, 6.1035156e-05, 5.9604645e-08, float32(math.Inf(-1))} {
+		if got := F16ToF32(F32ToF16(v)); got != v {
+			t.Errorf("f16 %v -> %v", v, got)
+		}
+		if got := BF16ToF32(F32ToBF16(v)); math.Abs(float64(got-v)) > math.Abs(float64(v))/128 {
+			t.Errorf("bf16 %v -> %v", v, got)
+		}
+	}
+	if !math.IsNaN(float64(F16ToF32(F32ToF16(float32(math.NaN()))))) {
+		t.Error("NaN lost")
+	}
+}

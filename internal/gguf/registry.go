@@ -1,0 +1,91 @@
+package gguf
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Registry shares memory mappings of GGUF files: every Open of the same file
+// (same path, size and modification time) returns a File backed by one
+// read-only mapping, unmapped when the last holder closes. The composition
+// root creates one Registry per process. The zero value is not usable; call
+// NewRegistry.
+type Registry struct {
+	mu    sync.Mutex
+	files map[fileKey]*mapping
+}
+
+type fileKey struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+type mapping struct {
+	refs   int
+	data   []byte
+	unmap  func() error
+	parsed *File // shared header and index; holders get shallow copies
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{files: map[fileKey]*mapping{}} }
+
+// Open maps and parses path, or shares an existing mapping of it.
+func (r *Registry) Open(path string) (*File, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("gguf: %s is not a regular file", abs)
+	}
+	key := fileKey{abs, st.Size(), st.ModTime()}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.files[key]
+	if !ok {
+		data, unmap, err := mapFile(abs)
+		if err != nil {
+			return nil, fmt.Errorf("gguf: map %s: %w", abs, err)
+		}
+		f, err := Parse(data)
+		if err != nil {
+			_ = unmap()
+			return nil, fmt.Errorf("gguf: %s: %w", abs, err)
+		}
+		m = &mapping{data: data, unmap: unmap, parsed: f}
+		r.files[key] = m
+	}
+	m.refs++
+	f := *m.parsed
+	f.release = func() { r.release(key, m) }
+	return &f, nil
+}
+
+func (r *Registry) release(key fileKey, m *mapping) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.refs--
+	if m.refs > 0 {
+		return
+	}
+	if r.files[key] == m {
+		delete(r.files, key)
+	}
+	_ = m.unmap()
+}
+
+// Mapped returns how many distinct files are mapped now (for tests and stats).
+func (r *Registry) Mapped() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.files)
+}

@@ -1,0 +1,64 @@
+package llama
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/inferbox/inferbox/internal/gguf"
+)
+
+func storiesPath(t testing.TB) string {
+	t.Helper()
+	for _, c := range []string{"../../../../shared/models/stories260K.gguf", "/work/shared/models/stories260K.gguf"} {
+		if _, err := os.Stat(c); err == nil {
+			return c
+		}
+	}
+	t.Skip("stories260K.gguf not found")
+	return ""
+}
+
+func loadStories(t testing.TB, threads int) *Model {
+	t.Helper()
+	m, err := Load(gguf.NewRegistry(), storiesPath(t), 0, threads, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+const storiesReference = ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high."
+
+func generateText(t testing.TB, m *Model, req *GenerateRequest) (string, []int, Usage) {
+	t.Helper()
+	var sb strings.Builder
+	var ids []int
+	u, err := m.Generate(context.Background(), req, func(tk Token) error {
+		sb.WriteString(tk.Text)
+		ids = append(ids, tk.ID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb.String(), ids, u
+}
+
+func TestGreedyReference(t *testing.T) {
+	m := loadStories(t, 1)
+	prompt := m.Tokenizer().Encode("Once upon a time", true)
+	// run.c -n 64 runs the forward pass on 64 positions, prompt included,
+	// and prints the token sampled after the last one: 60 tokens. Its whole
+	// output (checked with run.c at karpathy/llama2.c 350e04f) is the
+	// reference line, a newline and "Lily".
+	text, _, u := generateText(t, m, &GenerateRequest{Tokens: prompt, Params: Params{MaxTokens: 64 - len(prompt) + 1}})
+	if text != storiesReference+"\nLily" {
+		t.Fatalf("got  %q\nwant %q", text, storiesReference+"\nLily")
+	}
+	if u.FinishReason != FinishLength || u.InputTokens != len(prompt) || u.OutputTokens != 60 {
+		t.Errorf("usage %+v", u)
+	}
+}
