@@ -59,7 +59,8 @@ type Node struct {
 	// MemoryMiB that instances may reserve in total (default 64 GiB).
 	MemoryMiB int64 `yaml:"memory_mib"`
 	// EmulateAccelerators lets GPU/Inferentia/Trainium instance types be
-	// placed on a node without them (they run on the CPU).
+	// placed on a node without them (they run on the CPU). On by default:
+	// a SageMaker script that asks for ml.g5.xlarge should deploy locally.
 	EmulateAccelerators bool `yaml:"emulate_accelerators"`
 }
 
@@ -109,8 +110,9 @@ func Default() Config {
 		AccountID:       "123456789012",
 		ShutdownTimeout: Duration(30 * time.Second),
 		Node: Node{
-			VCPUs:     8 * goruntime.NumCPU(),
-			MemoryMiB: 64 << 10,
+			VCPUs:               8 * goruntime.NumCPU(),
+			MemoryMiB:           64 << 10,
+			EmulateAccelerators: true,
 		},
 		Hosting: Hosting{
 			InstanceConcurrency: 4,

@@ -45,7 +45,7 @@ func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it insta
 			ModelDir:       dir,
 			Command:        img.Command,
 			Environment:    c.Environment,
-			Threads:        it.Threads(s.deps.Node.CPUs()),
+			Threads:        it.Threads(s.cfg.CPUs),
 			MemoryBytes:    int64(it.MemoryGiB * (1 << 30)),
 			StartupTimeout: time.Duration(startupSeconds) * time.Second,
 			Logger:         s.log.With("endpoint", endpoint, "variant", variant, "instance", id),

@@ -29,6 +29,9 @@ import (
 type Config struct {
 	Region    string
 	AccountID string
+	// CPUs is how many CPUs this machine has; an instance's runtime gets
+	// min(its type's vCPUs, CPUs) threads.
+	CPUs int
 	// InstanceConcurrency is how many invocations one instance runs at once.
 	InstanceConcurrency int
 	// QueueLimit and QueueTimeout bound each variant's wait queue.

@@ -114,7 +114,7 @@ func New(cfg Config) *Pool {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{cfg: cfg, log: cfg.Logger.With("component", "pool", "pool", cfg.Name), noticeCh: make(chan struct{})}
+	return &Pool{cfg: cfg, log: cfg.Logger.With("pool", cfg.Name), noticeCh: make(chan struct{})}
 }
 
 // Size returns the number of ready instances.

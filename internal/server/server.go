@@ -13,21 +13,24 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sync"
 	"time"
 
-	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/api/autoscaling"
+	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/api/sagemaker"
-	"github.com/inferbox/inferbox/internal/autoscale"
 	"github.com/inferbox/inferbox/internal/artifact"
+	"github.com/inferbox/inferbox/internal/autoscale"
 	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/config"
+	"github.com/inferbox/inferbox/internal/gguf"
 	"github.com/inferbox/inferbox/internal/hosting"
 	"github.com/inferbox/inferbox/internal/instancetype"
 	"github.com/inferbox/inferbox/internal/meter"
 	"github.com/inferbox/inferbox/internal/metrics"
 	"github.com/inferbox/inferbox/internal/runtime"
+	"github.com/inferbox/inferbox/internal/runtime/llama"
 	"github.com/inferbox/inferbox/internal/runtime/process"
 	"github.com/inferbox/inferbox/internal/runtime/xgboost"
 )
@@ -76,8 +79,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
-	node := instancetype.NewNode(cfg.Node.VCPUs, cfg.Node.MemoryMiB<<20)
-	node.EmulateAccelerators = cfg.Node.EmulateAccelerators
+	var nodeOpts []instancetype.NodeOption
+	if cfg.Node.EmulateAccelerators {
+		nodeOpts = append(nodeOpts, instancetype.EmulateAccelerators())
+	}
+	node := instancetype.NewNode(cfg.Node.VCPUs, cfg.Node.MemoryMiB<<20, nodeOpts...)
 	cache, err := artifact.NewCache(filepath.Join(cfg.Data, "artifacts"), log.With("component", "artifact"))
 	if err != nil {
 		store.Close()
@@ -87,6 +93,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	h := hosting.New(hosting.Config{
 		Region:              cfg.Region,
 		AccountID:           cfg.AccountID,
+		CPUs:                goruntime.NumCPU(),
 		InstanceConcurrency: cfg.Hosting.InstanceConcurrency,
 		QueueLimit:          cfg.Hosting.QueueLimit,
 		QueueTimeout:        cfg.Hosting.QueueTimeout.D(),
@@ -100,7 +107,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Artifacts: cache,
 		Loaders: map[string]runtime.Loader{
 			hosting.KindXGBoost: xgboost.NewLoader(),
-			hosting.KindProcess: process.NewLoader(),
+			hosting.KindProcess: &process.Loader{BaseDir: filepath.Join(cfg.Data, "instances")},
+			hosting.KindLlama:   llama.NewLoader(gguf.NewRegistry(), 0),
 		},
 		Observer: m,
 		Logger:   log,
