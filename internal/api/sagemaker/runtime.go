@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
 	"github.com/inferbox/inferbox/internal/api/awsproto"
+	"github.com/inferbox/inferbox/internal/api/invokehttp"
 	"github.com/inferbox/inferbox/internal/apierr"
 	"github.com/inferbox/inferbox/internal/hosting"
 	"github.com/inferbox/inferbox/internal/runtime"
@@ -93,23 +94,10 @@ func (rt *Runtime) invoke(w http.ResponseWriter, r *http.Request) {
 	if iv.CustomAttributes != "" {
 		w.Header().Set("X-Amzn-SageMaker-Custom-Attributes", iv.CustomAttributes)
 	}
-	// Read the first chunk before committing to 200: a model that fails
-	// before producing output is a ModelError, not a broken 200.
-	buf := make([]byte, 32<<10)
-	n, rerr := io.ReadFull(iv.Body, buf)
-	if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-		status = 424
-		rt.WriteError(w, modelStreamError(rerr))
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(buf[:n]); err != nil {
-		return
-	}
-	if rerr == nil {
-		if _, err := io.CopyBuffer(w, iv.Body, buf); err != nil {
-			rt.log.Warn("response copy", "endpoint", in.EndpointName, "err", err)
-		}
+	var cerr error
+	status, cerr = invokehttp.Write(w, iv, func(err error) { rt.WriteError(w, err) })
+	if cerr != nil {
+		rt.log.Warn("response copy", "endpoint", in.EndpointName, "err", cerr)
 	}
 }
 
@@ -119,14 +107,6 @@ func (rt *Runtime) checkBody(r *http.Request) error {
 		return &apierr.Error{Kind: apierr.PayloadTooLarge, Message: "HTTP content length exceeded " + itoa(rt.h.MaxPayloadBytes()) + " bytes."}
 	}
 	return nil
-}
-
-func modelStreamError(err error) error {
-	var me *runtime.ModelError
-	if errors.As(err, &me) {
-		return &apierr.Error{Kind: apierr.Model, Message: "Received server error (" + itoa(int64(me.StatusCode)) + ") from primary with message \"" + me.Message + "\".", OriginalStatusCode: me.StatusCode, OriginalMessage: me.Message, Err: err}
-	}
-	return &apierr.Error{Kind: apierr.Model, Message: "Received server error (500) from primary and could not load the entire response body.", OriginalStatusCode: 500, OriginalMessage: err.Error(), Err: err}
 }
 
 // invokeStream is InvokeEndpointWithResponseStream: whatever the model
