@@ -19,6 +19,7 @@ import (
 
 	"github.com/inferbox/inferbox/internal/api/autoscaling"
 	"github.com/inferbox/inferbox/internal/api/awsproto"
+	"github.com/inferbox/inferbox/internal/api/native"
 	"github.com/inferbox/inferbox/internal/api/sagemaker"
 	"github.com/inferbox/inferbox/internal/artifact"
 	"github.com/inferbox/inferbox/internal/autoscale"
@@ -164,6 +165,7 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle(native.Prefix, native.New(s.hosting, s.scaling, s.cfg.Auth.AccessKeys, s.log))
 	mux.Handle("/", withRequestID(signed(verifier, aws, func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			awsproto.WriteJSONError(w, authCodes, err, s.log)
