@@ -183,7 +183,7 @@ func printEndpoint(w io.Writer, d *hosting.EndpointDescription, now time.Time) e
 		return nil
 	}
 	fmt.Fprintln(w)
-	t := newTable(w, "VARIANT", "CURRENT", "DESIRED", "WEIGHT", "DESIRED WEIGHT", "IMAGE")
+	t := newTable(w, "VARIANT", "CURRENT INSTANCES", "DESIRED INSTANCES", "CURRENT WEIGHT", "DESIRED WEIGHT", "IMAGE")
 	for _, v := range d.ProductionVariants {
 		img := "-"
 		if len(v.DeployedImages) > 0 {
