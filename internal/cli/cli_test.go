@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/inferbox/inferbox/internal/api/native"
+	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/cli"
 	"github.com/inferbox/inferbox/internal/config"
 	"github.com/inferbox/inferbox/internal/server"
@@ -317,6 +318,23 @@ func TestLifecycle(t *testing.T) {
 		ib.ok("endpoint", "update", "xgb", "--config", "xgb-v2", "--wait")
 		golden(t, "endpoint-describe-updated", ib.ok("endpoint", "describe", "xgb"))
 		checkPredictions(t, ib.ok("invoke", "xgb", "--variant", "Green", "--file", "../../examples/xgboost/sample.csv"))
+	})
+
+	t.Run("config from file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "config.json")
+		doc := `{"ProductionVariants":[{"VariantName":"A","ModelName":"xgb","InstanceType":"ml.m5.large","InitialInstanceCount":3,"InitialVariantWeight":0.5}]}`
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ib.ok("endpoint-config", "create", "from-file", "--file", path)
+		var ec catalog.EndpointConfig
+		if err := json.Unmarshal([]byte(ib.ok("endpoint-config", "describe", "from-file", "--json")), &ec); err != nil {
+			t.Fatal(err)
+		}
+		if len(ec.ProductionVariants) != 1 || *ec.ProductionVariants[0].InitialInstanceCount != 3 || *ec.ProductionVariants[0].InitialVariantWeight != 0.5 {
+			t.Errorf("config from file: %+v", ec.ProductionVariants)
+		}
+		ib.ok("endpoint-config", "delete", "from-file")
 	})
 
 	t.Run("delete", func(t *testing.T) {

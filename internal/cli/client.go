@@ -20,9 +20,11 @@ const DefaultServer = "http://127.0.0.1:8080"
 type globals struct {
 	server    string
 	accessKey string
-	json      bool
-	poll      time.Duration // --wait's polling interval
-	timeout   time.Duration // --wait's limit
+	// envAccessKey is INFERBOX_ACCESS_KEY, used when --access-key is not given.
+	envAccessKey string
+	json         bool
+	poll         time.Duration // --wait's polling interval
+	timeout      time.Duration // --wait's limit
 }
 
 func (g *globals) register(root *cobra.Command, getenv func(string) string) {
@@ -32,7 +34,9 @@ func (g *globals) register(root *cobra.Command, getenv func(string) string) {
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.server, "server", server, "inferbox server URL (env INFERBOX_SERVER)")
-	f.StringVar(&g.accessKey, "access-key", getenv("INFERBOX_ACCESS_KEY"), "credentials as <access-key-id>:<secret> (env INFERBOX_ACCESS_KEY)")
+	// The environment's key is not the flag's default: help would print it.
+	g.envAccessKey = getenv("INFERBOX_ACCESS_KEY")
+	f.StringVar(&g.accessKey, "access-key", "", "credentials as <access-key-id>:<secret> (env INFERBOX_ACCESS_KEY)")
 	f.BoolVar(&g.json, "json", false, "print the API's JSON instead of tables")
 	f.DurationVar(&g.poll, "poll-interval", time.Second, "how often --wait polls the server")
 	f.DurationVar(&g.timeout, "wait-timeout", 30*time.Minute, "how long --wait waits at most")
@@ -40,7 +44,11 @@ func (g *globals) register(root *cobra.Command, getenv func(string) string) {
 }
 
 func (g *globals) client() *native.Client {
-	return native.NewClient(g.server, g.accessKey, nil)
+	key := g.accessKey
+	if key == "" {
+		key = g.envAccessKey
+	}
+	return native.NewClient(g.server, key, nil)
 }
 
 // clientCommands are the commands that talk to a running server.
