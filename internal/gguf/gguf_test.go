@@ -10,7 +10,6 @@ import (
 	"testing"
 )
 
-const storiesPath = "../../../shared/models/stories260K.gguf"
 
 func storiesFile(t *testing.T) string {
 	t.Helper()
