@@ -80,6 +80,7 @@ def media_type(value):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes
     model = None  # set in main
 
     def log_message(self, fmt, *args):

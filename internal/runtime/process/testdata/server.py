@@ -21,6 +21,7 @@ def wait_for(path):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes
 
     def log_message(self, fmt, *args):
         sys.stderr.write("fixture access: " + (fmt % args) + "\n")
