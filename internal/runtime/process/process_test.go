@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -534,5 +535,26 @@ func TestStartCancelled(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(base); len(left) != 0 {
 		t.Errorf("base directory left behind: %v", left)
+	}
+}
+
+func TestCloseDoesNotWaitForEscapedOutput(t *testing.T) {
+	// A process outside the group keeps stdout open after the server dies.
+	dir := t.TempDir()
+	script, pidFile := filepath.Join(dir, "serve.sh"), filepath.Join(dir, "sleeper.pid")
+	body := "#!/bin/sh\nsetsid /bin/sleep 30 &\necho $! > " + pidFile + "\nexec " + python + " " + fixture(t)[1] + " \"$@\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := start(t, &Loader{StopTimeout: 100 * time.Millisecond}, runtime.Spec{Command: []string{script}})
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
