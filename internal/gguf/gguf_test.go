@@ -10,7 +10,6 @@ import (
 	"testing"
 )
 
-
 func storiesFile(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K.gguf")
