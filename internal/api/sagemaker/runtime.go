@@ -73,15 +73,8 @@ func (rt *Runtime) input(r *http.Request, contentType, accept string) *hosting.I
 
 // invoke is InvokeEndpoint: the model's response body is the HTTP body.
 func (rt *Runtime) invoke(w http.ResponseWriter, r *http.Request) {
-	if err := rt.checkBody(r); err != nil {
-		rt.WriteError(w, err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, rt.h.MaxPayloadBytes())
-	in := rt.input(r, r.Header.Get("Content-Type"), r.Header.Get("Accept"))
-	iv, err := rt.h.Invoke(r.Context(), in)
-	if err != nil {
-		rt.WriteError(w, err)
+	iv, ok := rt.start(w, r, r.Header.Get("Accept"))
+	if !ok {
 		return
 	}
 	status := http.StatusOK
@@ -108,9 +101,25 @@ func (rt *Runtime) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if rerr == nil {
 		if _, err := io.CopyBuffer(w, iv.Body, buf); err != nil {
-			rt.log.Warn("response copy", "endpoint", in.EndpointName, "err", err)
+			rt.log.Warn("response copy", "endpoint", r.PathValue("name"), "err", err)
 		}
 	}
+}
+
+// start checks the body's size and starts the invocation; on failure it
+// has written the error.
+func (rt *Runtime) start(w http.ResponseWriter, r *http.Request, accept string) (*hosting.Invocation, bool) {
+	if err := rt.checkBody(r); err != nil {
+		rt.WriteError(w, err)
+		return nil, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, rt.h.MaxPayloadBytes())
+	iv, err := rt.h.Invoke(r.Context(), rt.input(r, r.Header.Get("Content-Type"), accept))
+	if err != nil {
+		rt.WriteError(w, err)
+		return nil, false
+	}
+	return iv, true
 }
 
 // checkBody refuses a body over the limit before anything reads it.
@@ -133,15 +142,8 @@ func modelStreamError(err error) error {
 // writes is sent as PayloadPart events as it arrives, in AWS event-stream
 // framing encoded by the AWS SDK's encoder.
 func (rt *Runtime) invokeStream(w http.ResponseWriter, r *http.Request) {
-	if err := rt.checkBody(r); err != nil {
-		rt.WriteError(w, err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, rt.h.MaxPayloadBytes())
-	in := rt.input(r, r.Header.Get("Content-Type"), r.Header.Get("X-Amzn-SageMaker-Accept"))
-	iv, err := rt.h.Invoke(r.Context(), in)
-	if err != nil {
-		rt.WriteError(w, err)
+	iv, ok := rt.start(w, r, r.Header.Get("X-Amzn-SageMaker-Accept"))
+	if !ok {
 		return
 	}
 	status := http.StatusOK
