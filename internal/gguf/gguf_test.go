@@ -10,8 +10,6 @@ import (
 	"testing"
 )
 
-const storiesPath = "../../../shared/models/stories260K.gguf"
-
 func storiesFile(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K.gguf")

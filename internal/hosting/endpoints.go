@@ -161,6 +161,13 @@ func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.Pr
 
 // fail marks an endpoint Failed with a reason (truncated to SageMaker's 1024).
 func (s *Service) fail(ctx context.Context, name, reason string) {
+	if s.ctx.Err() != nil {
+		// Shutting down interrupted the operation: leave the status as it
+		// is, so the next Start redoes the operation instead of reporting a
+		// failure the model never had.
+		s.log.Warn("endpoint operation interrupted by shutdown; it resumes on restart", "endpoint", name)
+		return
+	}
 	if len(reason) > 1024 {
 		reason = reason[:1021] + "..."
 	}

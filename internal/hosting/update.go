@@ -90,6 +90,11 @@ func (s *Service) UpdateEndpoint(ctx context.Context, name, configName string, o
 }
 
 func (s *Service) restoreAfterFailedUpdate(ctx context.Context, name, config string, states []catalog.VariantState, reason string) {
+	if s.ctx.Err() != nil {
+		// Shutdown interrupted the update; the endpoint stays Updating on
+		// its old config, and Start restores that config.
+		return
+	}
 	if len(reason) > 1024 {
 		reason = reason[:1021] + "..."
 	}

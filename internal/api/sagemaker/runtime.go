@@ -74,15 +74,8 @@ func (rt *Runtime) input(r *http.Request, contentType, accept string) *hosting.I
 
 // invoke is InvokeEndpoint: the model's response body is the HTTP body.
 func (rt *Runtime) invoke(w http.ResponseWriter, r *http.Request) {
-	if err := rt.checkBody(r); err != nil {
-		rt.WriteError(w, err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, rt.h.MaxPayloadBytes())
-	in := rt.input(r, r.Header.Get("Content-Type"), r.Header.Get("Accept"))
-	iv, err := rt.h.Invoke(r.Context(), in)
-	if err != nil {
-		rt.WriteError(w, err)
+	iv, ok := rt.start(w, r, r.Header.Get("Accept"))
+	if !ok {
 		return
 	}
 	status := http.StatusOK
@@ -97,8 +90,24 @@ func (rt *Runtime) invoke(w http.ResponseWriter, r *http.Request) {
 	var cerr error
 	status, cerr = invokehttp.Write(w, iv, func(err error) { rt.WriteError(w, err) })
 	if cerr != nil {
-		rt.log.Warn("response copy", "endpoint", in.EndpointName, "err", cerr)
+		rt.log.Warn("response copy", "endpoint", r.PathValue("name"), "err", cerr)
 	}
+}
+
+// start checks the body's size and starts the invocation; on failure it
+// has written the error.
+func (rt *Runtime) start(w http.ResponseWriter, r *http.Request, accept string) (*hosting.Invocation, bool) {
+	if err := rt.checkBody(r); err != nil {
+		rt.WriteError(w, err)
+		return nil, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, rt.h.MaxPayloadBytes())
+	iv, err := rt.h.Invoke(r.Context(), rt.input(r, r.Header.Get("Content-Type"), accept))
+	if err != nil {
+		rt.WriteError(w, err)
+		return nil, false
+	}
+	return iv, true
 }
 
 // checkBody refuses a body over the limit before anything reads it.
@@ -113,15 +122,8 @@ func (rt *Runtime) checkBody(r *http.Request) error {
 // writes is sent as PayloadPart events as it arrives, in AWS event-stream
 // framing encoded by the AWS SDK's encoder.
 func (rt *Runtime) invokeStream(w http.ResponseWriter, r *http.Request) {
-	if err := rt.checkBody(r); err != nil {
-		rt.WriteError(w, err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, rt.h.MaxPayloadBytes())
-	in := rt.input(r, r.Header.Get("Content-Type"), r.Header.Get("X-Amzn-SageMaker-Accept"))
-	iv, err := rt.h.Invoke(r.Context(), in)
-	if err != nil {
-		rt.WriteError(w, err)
+	iv, ok := rt.start(w, r, r.Header.Get("X-Amzn-SageMaker-Accept"))
+	if !ok {
 		return
 	}
 	status := http.StatusOK

@@ -160,7 +160,20 @@ func (m *Model) startChild() (*child, error) {
 		_ = syscall.Kill(-c.pid, syscall.SIGKILL)
 		m.exiting(c)
 		close(c.done)
-		logs.Wait()
+		// A process that left the group (setsid) may still hold the pipes;
+		// stop reading after a grace period rather than wait for it forever.
+		logsRead := make(chan struct{})
+		go func() { logs.Wait(); close(logsRead) }()
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-logsRead:
+			t.Stop()
+		case <-t.C:
+			log.Warn("model server output still open after exit; no longer reading it")
+			outR.Close()
+			errR.Close()
+			<-logsRead
+		}
 		close(c.logsDone)
 	}()
 	return c, nil

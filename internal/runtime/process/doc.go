@@ -31,7 +31,11 @@
 // A server must listen on SAGEMAKER_BIND_TO_PORT (the standard variable; a
 // server that ignores it and listens on 8080 never passes the health check)
 // and should bind 127.0.0.1 only: there is no standard variable for the bind
-// address, and inferbox only ever connects over loopback.
+// address, and inferbox only ever connects over loopback. A server that
+// writes a response's headers and body in separate small writes should set
+// TCP_NODELAY (Python's http.server: disable_nagle_algorithm = True):
+// otherwise Nagle's algorithm and the client's delayed ACK hold every answer
+// back about 40 ms (measured: 44 ms against 0.17 ms per request).
 //
 // # Health, invocations, supervision
 //

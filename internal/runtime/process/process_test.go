@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -485,5 +486,75 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRestartRetriesUntilTheServerStarts(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "broken")
+	m, _ := start(t, &Loader{RestartBackoff: 5 * time.Millisecond, MaxRestartBackoff: 20 * time.Millisecond},
+		runtime.Spec{Environment: map[string]string{"TEST_FAIL_START_IF": flag}})
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := invoke(t, m, "mode=crash", nil); err == nil {
+		t.Fatal("crash request succeeded")
+	}
+	// Every restart now exits at once; the supervisor keeps trying.
+	waitFor(t, func() bool { return m.Restarts() >= 3 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.Invoke(ctx, &runtime.Request{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Invoke while restarting, with a cancelled context: %v", err)
+	}
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := invoke(t, m, "", []byte("back"))
+	if err != nil {
+		t.Fatalf("Invoke after the server can start again: %v", err)
+	}
+	if got := readAll(t, resp); got != "back" {
+		t.Errorf("body = %q", got)
+	}
+}
+
+func TestStartCancelled(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	base := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&Loader{BaseDir: base}).Start(ctx, runtime.Spec{
+			Command: fixture(t), Environment: map[string]string{"TEST_START_GATE": gate}})
+		done <- err
+	}()
+	waitFor(t, func() bool { _, err := os.Stat(gate + ".waiting"); return err == nil })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start = %v, want context.Canceled", err)
+	}
+	if left, _ := os.ReadDir(base); len(left) != 0 {
+		t.Errorf("base directory left behind: %v", left)
+	}
+}
+
+func TestCloseDoesNotWaitForEscapedOutput(t *testing.T) {
+	// A process outside the group keeps stdout open after the server dies.
+	dir := t.TempDir()
+	script, pidFile := filepath.Join(dir, "serve.sh"), filepath.Join(dir, "sleeper.pid")
+	body := "#!/bin/sh\nsetsid /bin/sleep 30 &\necho $! > " + pidFile + "\nexec " + python + " " + fixture(t)[1] + " \"$@\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := start(t, &Loader{StopTimeout: 100 * time.Millisecond}, runtime.Spec{Command: []string{script}})
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

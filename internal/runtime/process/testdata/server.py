@@ -21,6 +21,7 @@ def wait_for(path):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes
 
     def log_message(self, fmt, *args):
         sys.stderr.write("fixture access: " + (fmt % args) + "\n")
@@ -170,6 +171,10 @@ def main():
     if sys.argv[1:] != ["serve"]:
         sys.stderr.write("fixture: expected the single argument 'serve', got %r\n" % sys.argv[1:])
         sys.exit(2)
+    flag = os.environ.get("TEST_FAIL_START_IF")
+    if flag and os.path.exists(flag):
+        sys.stderr.write("fixture: %s exists, failing start\n" % flag)
+        sys.exit(4)
     code = os.environ.get("TEST_EXIT_AT_START")
     if code:
         print("fixture: starting")

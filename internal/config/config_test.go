@@ -1,0 +1,89 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "inferbox.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Hosting.MaxPayloadBytes != 6291456 || c.Hosting.InvocationTimeout.D() != time.Minute {
+		t.Errorf("SageMaker limits changed: %+v", c.Hosting)
+	}
+	if c.Autoscale.ScaleOutDatapoints != 3 || c.Autoscale.ScaleInDatapoints != 15 || c.Autoscale.ScaleInCooldown.D() != 300*time.Second {
+		t.Errorf("AWS autoscaling defaults changed: %+v", c.Autoscale)
+	}
+}
+
+func TestLoadOverridesDefaults(t *testing.T) {
+	c, err := Load(write(t, "listen: 127.0.0.1:9999\nhosting:\n  queue_timeout: 5s\nautoscale:\n  period: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9999" || c.Hosting.QueueTimeout.D() != 5*time.Second || c.Autoscale.Period.D() != 2*time.Second {
+		t.Fatalf("loaded %+v", c)
+	}
+	if c.Hosting.MaxPayloadBytes != 6291456 {
+		t.Fatalf("unset key lost its default: %d", c.Hosting.MaxPayloadBytes)
+	}
+}
+
+func TestLoadEmptyFile(t *testing.T) {
+	if _, err := Load(write(t, "")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadErrorsNameTheProblem(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"listne: x\n", "listne"},
+		{"hosting:\n  queue_timeout: soon\n", `"soon" is not a duration`},
+	} {
+		_, err := Load(write(t, tc.body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%q) error = %v, want it to mention %q", tc.body, err, tc.want)
+		}
+	}
+}
+
+func TestValidateNamesKeyAndValue(t *testing.T) {
+	for _, tc := range []struct {
+		change func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.Listen = "0.0.0.0:80" }, "listen = 0.0.0.0:80: listening beyond loopback needs auth.access_keys"},
+		{func(c *Config) { c.Listen = "nonsense" }, "listen = nonsense: want host:port"},
+		{func(c *Config) { c.Hosting.QueueLimit = -1 }, "hosting.queue_limit = -1"},
+		{func(c *Config) { c.Log = "xml" }, "log = xml"},
+		{func(c *Config) { c.AccountID = "42" }, "account_id = 42"},
+		{func(c *Config) { c.Node.VCPUs = 0 }, "node.vcpus = 0"},
+	} {
+		c := Default()
+		tc.change(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate() = %v, want %q", err, tc.want)
+		}
+	}
+	c := Default()
+	c.Listen = "0.0.0.0:80"
+	c.Auth.AccessKeys = map[string]string{"AKID": "secret"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("non-loopback with access keys: %v", err)
+	}
+}
