@@ -234,20 +234,24 @@ func (s *Service) DescribeEndpoint(ctx context.Context, name string) (*EndpointD
 		EndpointStatus: ep.EndpointStatus, FailureReason: ep.FailureReason,
 		CreationTime: ep.CreationTime, LastModifiedTime: ep.LastModifiedTime,
 	}
-	current := map[string]*liveVariant{}
-	var total float64
+	// Copy what is read of the live variants under their lock: weights
+	// change under it (UpdateEndpointWeightsAndCapacities).
+	type liveState struct {
+		weight float64
+		pool   *pool.Pool
+	}
+	current := map[string]liveState{}
 	if le := s.lookup(name); le != nil {
 		le.mu.RLock()
 		for _, v := range le.variants {
-			current[v.name] = v
-			total += v.weight
+			current[v.name] = liveState{weight: v.weight, pool: v.pool}
 		}
 		le.mu.RUnlock()
 	}
 	cfg, _ := s.deps.Store.GetEndpointConfig(ctx, ep.EndpointConfigName)
 	for _, st := range ep.Variants {
 		vsum := VariantSummary{VariantName: st.VariantName, DesiredWeight: st.DesiredWeight, DesiredInstanceCount: st.DesiredInstanceCount}
-		if v := current[st.VariantName]; v != nil {
+		if v, ok := current[st.VariantName]; ok {
 			vsum.CurrentWeight = v.weight
 			vsum.CurrentInstanceCount = v.pool.Size()
 		}
