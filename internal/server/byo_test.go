@@ -94,7 +94,7 @@ func TestBYOProcess(t *testing.T) {
 	t.Run("response stream", func(t *testing.T) {
 		gate := filepath.Join(gates, "stream")
 		const n = 4
-		out, err := c.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+		out, err := c.streamRT().InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
 			EndpointName:     aws.String("fixture"),
 			ContentType:      aws.String("application/json"),
 			Body:             []byte("{}"),
@@ -157,7 +157,7 @@ func TestBYOProcess(t *testing.T) {
 		inFlight := make(chan struct{}, held)
 		streamErrs := make(chan error, held)
 		for i := 0; i < held; i++ {
-			out, err := c.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+			out, err := c.streamRT().InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
 				EndpointName: aws.String("fixture"), ContentType: aws.String("text/plain"), Body: []byte("x"),
 				CustomAttributes: aws.String("mode=hold;gate=" + gate),
 			})

@@ -150,6 +150,16 @@ type clients struct {
 	sm  *sagemaker.Client
 	rt  *sagemakerruntime.Client
 	aas *applicationautoscaling.Client
+	cfg aws.Config
+	url string
+}
+
+// streamRT returns a new runtime client for one response stream. The SDK's
+// clients share one event-stream codec between all their streams, which
+// is a data race when streams overlap (aws/smithy-go#714, fix pending in
+// aws/smithy-go#716), so each concurrent stream gets its own client.
+func (c clients) streamRT() *sagemakerruntime.Client {
+	return sagemakerruntime.NewFromConfig(c.cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(c.url) })
 }
 
 // newClients configures the SDK the way a user would with --endpoint-url:
@@ -170,6 +180,8 @@ func newClients(url, accessKey, secret string) clients {
 		sm:  sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) { o.BaseEndpoint = aws.String(url) }),
 		rt:  sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(url) }),
 		aas: applicationautoscaling.NewFromConfig(cfg, func(o *applicationautoscaling.Options) { o.BaseEndpoint = aws.String(url) }),
+		cfg: cfg,
+		url: url,
 	}
 }
 

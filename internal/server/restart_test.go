@@ -122,7 +122,7 @@ func TestShutdownDrains(t *testing.T) {
 	results := make(chan result, n)
 	inFlight := make(chan struct{}, n)
 	for range n {
-		out, err := c.rt.InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
+		out, err := c.streamRT().InvokeEndpointWithResponseStream(ctx, &sagemakerruntime.InvokeEndpointWithResponseStreamInput{
 			EndpointName: aws.String("drain"), ContentType: aws.String("text/plain"), Body: []byte("x"),
 			CustomAttributes: aws.String("mode=hold;gate=" + gate),
 		})
