@@ -167,11 +167,6 @@ func TestBYOProcess(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				got := make(chan string, 4)
-				go func() {
-					for range got {
-					}
-				}()
 				stream := out.GetStream()
 				defer stream.Close()
 				first := true
@@ -181,7 +176,6 @@ func TestBYOProcess(t *testing.T) {
 						inFlight <- struct{}{}
 					}
 				}
-				close(got)
 				streamErrs <- stream.Err()
 			}()
 		}
@@ -255,16 +249,8 @@ func TestBYOProcess(t *testing.T) {
 	})
 }
 
-// fixturePID asks the fixture model server for its process id.
+// fixturePID asks the "fixture" endpoint's model server for its process id.
 func fixturePID(t testing.TB, c clients) int {
 	t.Helper()
-	res, err := invoke(context.Background(), c, "fixture", "text/plain", "", []byte("x"), "mode=env")
-	if err != nil {
-		t.Fatalf("mode=env: %v", err)
-	}
-	var out struct{ PID int }
-	if err := json.Unmarshal(res.Body, &out); err != nil || out.PID == 0 {
-		t.Fatalf("mode=env answer %q: %v", res.Body, err)
-	}
-	return out.PID
+	return fixturePIDOn(t, c, "fixture")
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -95,14 +96,11 @@ func fixturePIDOn(t testing.TB, c clients, endpoint string) int {
 	if err != nil {
 		t.Fatalf("mode=env on %s: %v", endpoint, err)
 	}
-	var pid int
-	if i := strings.Index(string(res.Body), `"pid": `); i >= 0 {
-		fmt.Sscan(string(res.Body[i+len(`"pid": `):]), &pid)
+	var out struct{ PID int }
+	if err := json.Unmarshal(res.Body, &out); err != nil || out.PID == 0 {
+		t.Fatalf("mode=env answer %q: %v", res.Body, err)
 	}
-	if pid == 0 {
-		t.Fatalf("no pid in %q", res.Body)
-	}
-	return pid
+	return out.PID
 }
 
 // TestShutdownDrains checks that Shutdown lets requests in flight finish
