@@ -90,6 +90,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
+	instancesDir := filepath.Join(cfg.Data, "instances")
+	if err := os.MkdirAll(instancesDir, 0o755); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("instances directory: %w", err)
+	}
 	m := metrics.New()
 	h := hosting.New(hosting.Config{
 		Region:              cfg.Region,
@@ -108,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Artifacts: cache,
 		Loaders: map[string]runtime.Loader{
 			hosting.KindXGBoost: xgboost.NewLoader(),
-			hosting.KindProcess: &process.Loader{BaseDir: filepath.Join(cfg.Data, "instances")},
+			hosting.KindProcess: &process.Loader{BaseDir: instancesDir},
 			hosting.KindLlama:   llama.NewLoader(gguf.NewRegistry(), 0),
 		},
 		Observer: m,
