@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -296,17 +295,6 @@ func describe(t testing.TB, c clients, name string) *sagemaker.DescribeEndpointO
 	return d
 }
 
-// waitStatus polls DescribeEndpoint until the endpoint has status want.
-func waitStatus(t testing.TB, c clients, name string, want smtypes.EndpointStatus) *sagemaker.DescribeEndpointOutput {
-	t.Helper()
-	var d *sagemaker.DescribeEndpointOutput
-	waitFor(t, 60*time.Second, fmt.Sprintf("endpoint %s is %s", name, want), func() (bool, string) {
-		d = describe(t, c, name)
-		return d.EndpointStatus == want, string(d.EndpointStatus) + " " + aws.ToString(d.FailureReason)
-	})
-	return d
-}
-
 func invoke(ctx context.Context, c clients, endpoint, contentType, accept string, body []byte, attrs string) (*sagemakerruntime.InvokeEndpointOutput, error) {
 	in := &sagemakerruntime.InvokeEndpointInput{
 		EndpointName: aws.String(endpoint),
@@ -358,7 +346,3 @@ func expectAPIError(t testing.TB, what string, err error, wantCode string, wantS
 	}
 }
 
-func drain(r io.Reader) string {
-	b, _ := io.ReadAll(r)
-	return string(b)
-}
