@@ -344,4 +344,3 @@ func expectAPIError(t testing.TB, what string, err error, wantCode string, wantS
 		}
 	}
 }
-
