@@ -80,6 +80,9 @@ type Invocation struct {
 	Status                    int
 	BytesIn, BytesOut         int64
 	InputTokens, OutputTokens int
+	// MemoryMB is the memory size a serverless invocation ran with: its
+	// compute is ModelLatency × MemoryMB. Zero for instance-based modes.
+	MemoryMB int
 }
 
 // instanceEvent is a buffered start (usage set) or stop.
@@ -271,8 +274,8 @@ func (l *Ledger) write(ctx context.Context, invs []Invocation, events []instance
 	if len(invs) > 0 {
 		stmt, err := tx.PrepareContext(ctx,
 			`INSERT INTO meter_invocations (time_us, mode, resource, variant, instance_type, caller,
-				model_latency_us, total_latency_us, status, bytes_in, bytes_out, input_tokens, output_tokens)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+				model_latency_us, total_latency_us, status, bytes_in, bytes_out, input_tokens, output_tokens, memory_mb)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -281,7 +284,7 @@ func (l *Ledger) write(ctx context.Context, invs []Invocation, events []instance
 			v := &invs[i]
 			if _, err := stmt.ExecContext(ctx, v.Time.UnixMicro(), v.Mode, v.Resource, v.Variant, v.InstanceType, v.Caller,
 				v.ModelLatency.Microseconds(), v.TotalLatency.Microseconds(), v.Status,
-				v.BytesIn, v.BytesOut, v.InputTokens, v.OutputTokens); err != nil {
+				v.BytesIn, v.BytesOut, v.InputTokens, v.OutputTokens, v.MemoryMB); err != nil {
 				return fmt.Errorf("invocation: %w", err)
 			}
 		}

@@ -42,6 +42,8 @@ var migrations = []string{
 		output_tokens    INTEGER NOT NULL
 	);
 	CREATE INDEX meter_invocations_time ON meter_invocations(time_us);`,
+	// 2: serverless compute is priced by duration × memory size.
+	`ALTER TABLE meter_invocations ADD COLUMN memory_mb INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -89,7 +91,7 @@ func (l *Ledger) Invocations(ctx context.Context, from, to time.Time) ([]Invocat
 	}
 	rows, err := l.db.QueryContext(ctx,
 		`SELECT time_us, mode, resource, variant, instance_type, caller, model_latency_us, total_latency_us,
-			status, bytes_in, bytes_out, input_tokens, output_tokens
+			status, bytes_in, bytes_out, input_tokens, output_tokens, memory_mb
 		 FROM meter_invocations WHERE time_us >= ? AND time_us < ? ORDER BY time_us, id`,
 		from.UnixMicro(), upper)
 	if err != nil {
@@ -101,7 +103,7 @@ func (l *Ledger) Invocations(ctx context.Context, from, to time.Time) ([]Invocat
 		var v Invocation
 		var t, ml, tl int64
 		if err := rows.Scan(&t, &v.Mode, &v.Resource, &v.Variant, &v.InstanceType, &v.Caller, &ml, &tl,
-			&v.Status, &v.BytesIn, &v.BytesOut, &v.InputTokens, &v.OutputTokens); err != nil {
+			&v.Status, &v.BytesIn, &v.BytesOut, &v.InputTokens, &v.OutputTokens, &v.MemoryMB); err != nil {
 			return nil, fmt.Errorf("meter: read invocations: %w", err)
 		}
 		v.Time = fromMicro(t)
