@@ -50,6 +50,9 @@ var (
 	ErrQueueTimeout = errors.New("pool: timed out waiting for an instance")
 	// ErrClosed means the pool is shut down.
 	ErrClosed = errors.New("pool: closed")
+	// ErrThrottled means MaxInFlight invocations are already in flight or
+	// waiting: the invocation is refused at once, never queued.
+	ErrThrottled = errors.New("pool: concurrency limit reached")
 )
 
 // StartFunc loads one instance. It returns the model and a function that
@@ -66,9 +69,23 @@ type Config struct {
 	QueueTimeout time.Duration // how long an invocation may wait; default 60 s
 	Routing      Routing
 	Logger       *slog.Logger
-	// OnStarted and OnStopped, if set, are called after an instance joins or
-	// leaves routing (used for metrics and scale-from-zero bookkeeping).
+	// OnChange, if set, is called after an instance joins or leaves routing.
 	OnChange func()
+
+	// Elastic pools start instances on demand (serverless): when an
+	// invocation has to wait and fewer instances are ready or starting
+	// than the demand needs (ceil(demand / Concurrency), at most
+	// MaxInstances), the pool starts more in the background; invocations
+	// that arrive meanwhile share those starts. If a start fails and
+	// nothing else can serve the waiting invocations, they fail with the
+	// start's error; the next invocation tries again.
+	Elastic      bool
+	MaxInstances int
+	// MaxInFlight, if positive, refuses an invocation with ErrThrottled
+	// when this many are already in flight or waiting.
+	MaxInFlight int
+	// OnStart, if set, is called with each instance's load time.
+	OnStart func(load time.Duration)
 }
 
 // Pool is a set of instances of one model. Its methods are safe for
@@ -88,6 +105,9 @@ type Pool struct {
 	wg        sync.WaitGroup // stopping instances
 	noticeCh  chan struct{}  // closed and replaced whenever instances change
 	lastStart error
+	inflight  int             // invocations holding a slot
+	bgCtx     context.Context // background starts; cancelled by Close
+	bgCancel  context.CancelFunc
 }
 
 type instance struct {
@@ -98,6 +118,8 @@ type instance struct {
 	draining    bool
 	idle        chan struct{} // closed when draining and outstanding reaches 0
 	readyAt     time.Time
+	load        time.Duration // how long the start took
+	lastUsed    time.Time     // when an invocation last finished (or readyAt)
 }
 
 // New returns an empty pool; call Resize to start instances.
@@ -114,7 +136,8 @@ func New(cfg Config) *Pool {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{cfg: cfg, log: cfg.Logger.With("pool", cfg.Name), noticeCh: make(chan struct{})}
+	bg, cancel := context.WithCancel(context.Background())
+	return &Pool{cfg: cfg, log: cfg.Logger.With("pool", cfg.Name), noticeCh: make(chan struct{}), bgCtx: bg, bgCancel: cancel}
 }
 
 // Size returns the number of ready instances.
@@ -133,10 +156,7 @@ func (p *Pool) Snapshot() Stats {
 	s.Instances = len(p.instances)
 	s.Starting = p.starting
 	s.Queued = p.waiters.len()
-	s.InFlight = 0
-	for _, in := range p.instances {
-		s.InFlight += in.outstanding
-	}
+	s.InFlight = p.inflight
 	return s
 }
 
@@ -236,8 +256,13 @@ func (p *Pool) startOne(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.log.Info("instance ready", "instance", id, "load", time.Since(t0).Round(time.Millisecond))
-	return &instance{id: id, model: m, release: release, readyAt: time.Now()}, nil
+	now := time.Now()
+	load := now.Sub(t0)
+	p.log.Info("instance ready", "instance", id, "load", load.Round(time.Microsecond))
+	if p.cfg.OnStart != nil {
+		p.cfg.OnStart(load)
+	}
+	return &instance{id: id, model: m, release: release, readyAt: now, load: load, lastUsed: now}, nil
 }
 
 // pickVictimsLocked removes k instances from routing, preferring the least busy.
@@ -323,6 +348,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
+	p.bgCancel()
 	p.waiters.failAll(ErrClosed)
 	victims := append([]*instance(nil), p.instances...)
 	for _, in := range victims {
@@ -354,6 +380,10 @@ type Result struct {
 	*runtime.Response
 	Instance  string
 	QueueWait time.Duration
+	// ColdStart is the load time of the instance this invocation waited
+	// for, when it waited for an instance that started after it arrived;
+	// zero otherwise.
+	ColdStart time.Duration
 	body      *trackedBody
 }
 
@@ -371,6 +401,10 @@ func (p *Pool) Invoke(ctx context.Context, req *runtime.Request, prio Priority) 
 		return nil, err
 	}
 	wait := time.Since(t0)
+	var cold time.Duration
+	if in.readyAt.After(t0) {
+		cold = in.load
+	}
 	start := time.Now()
 	resp, err := in.model.Invoke(ctx, req)
 	if err != nil {
@@ -380,16 +414,19 @@ func (p *Pool) Invoke(ctx context.Context, req *runtime.Request, prio Priority) 
 	tb := &trackedBody{ReadCloser: resp.Body, start: start}
 	tb.onClose = func() { p.finish(in, start, nil); tb.end = time.Now() }
 	resp.Body = tb
-	return &Result{Response: resp, Instance: in.id, QueueWait: wait, body: tb}, nil
+	return &Result{Response: resp, Instance: in.id, QueueWait: wait, ColdStart: cold, body: tb}, nil
 }
 
 func (p *Pool) finish(in *instance, start time.Time, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	in.outstanding--
+	p.inflight--
+	now := time.Now()
+	in.lastUsed = now
 	p.stats.Invocations++
-	p.stats.ModelLatencySum += time.Since(start)
-	p.stats.LastInvocation = time.Now()
+	p.stats.ModelLatencySum += now.Sub(start)
+	p.stats.LastInvocation = now
 	if err != nil {
 		var me *runtime.ModelError
 		if errors.As(err, &me) && me.StatusCode >= 400 && me.StatusCode < 500 {
@@ -415,9 +452,14 @@ func (p *Pool) acquire(ctx context.Context, prio Priority) (*instance, error) {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
+	if p.cfg.MaxInFlight > 0 && p.inflight+p.waiters.len() >= p.cfg.MaxInFlight {
+		p.mu.Unlock()
+		return nil, ErrThrottled
+	}
 	if p.waiters.len() == 0 {
 		if in := p.pickLocked(); in != nil {
 			in.outstanding++
+			p.inflight++
 			p.mu.Unlock()
 			return in, nil
 		}
@@ -427,6 +469,9 @@ func (p *Pool) acquire(ctx context.Context, prio Priority) (*instance, error) {
 		return nil, ErrQueueFull
 	}
 	w := p.waiters.push(prio)
+	if p.cfg.Elastic {
+		p.growLocked()
+	}
 	p.mu.Unlock()
 
 	timer := time.NewTimer(p.cfg.QueueTimeout)
@@ -453,6 +498,7 @@ func (p *Pool) abandon(w *waiter, err error) (*instance, error) {
 		if r.in != nil {
 			p.mu.Lock()
 			r.in.outstanding--
+			p.inflight--
 			if r.in.draining && r.in.outstanding == 0 {
 				close(r.in.idle)
 			} else if !r.in.draining {
@@ -507,6 +553,7 @@ func (p *Pool) handOffLocked() {
 			return
 		}
 		in.outstanding++
+		p.inflight++
 		w := p.waiters.pop()
 		w.ch <- grant{in: in}
 	}
