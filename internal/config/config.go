@@ -71,6 +71,10 @@ type Hosting struct {
 	QueueTimeout        Duration `yaml:"queue_timeout"`
 	InvocationTimeout   Duration `yaml:"invocation_timeout"`
 	MaxPayloadBytes     int64    `yaml:"max_payload_bytes"`
+	// Serverless variants.
+	ServerlessIdleTimeout     Duration `yaml:"serverless_idle_timeout"`
+	ServerlessStartTimeout    Duration `yaml:"serverless_start_timeout"`
+	ServerlessMaxPayloadBytes int64    `yaml:"serverless_max_payload_bytes"`
 }
 
 // Autoscale configures target tracking; defaults are AWS's.
@@ -120,6 +124,13 @@ func Default() Config {
 			QueueTimeout:        Duration(60 * time.Second),
 			InvocationTimeout:   Duration(60 * time.Second),
 			MaxPayloadBytes:     6291456,
+			// Five minutes idle before scale to zero: long enough that a
+			// burst's stragglers and a user's next try find a warm
+			// instance, short enough that an idle model gives its memory
+			// back within minutes (AWS does not document its own window).
+			ServerlessIdleTimeout:     Duration(5 * time.Minute),
+			ServerlessStartTimeout:    Duration(3 * time.Minute),
+			ServerlessMaxPayloadBytes: 4 << 20,
 		},
 		Autoscale: Autoscale{
 			Period:             Duration(time.Minute),
@@ -199,6 +210,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Hosting.MaxPayloadBytes < 1 {
 		bad("hosting.max_payload_bytes", c.Hosting.MaxPayloadBytes, "must be positive")
+	}
+	if c.Hosting.ServerlessIdleTimeout <= 0 {
+		bad("hosting.serverless_idle_timeout", c.Hosting.ServerlessIdleTimeout.D(), "must be positive")
+	}
+	if c.Hosting.ServerlessStartTimeout <= 0 {
+		bad("hosting.serverless_start_timeout", c.Hosting.ServerlessStartTimeout.D(), "must be positive")
+	}
+	if c.Hosting.ServerlessMaxPayloadBytes < 1 || c.Hosting.ServerlessMaxPayloadBytes > c.Hosting.MaxPayloadBytes {
+		bad("hosting.serverless_max_payload_bytes", c.Hosting.ServerlessMaxPayloadBytes, "must be positive and at most hosting.max_payload_bytes")
 	}
 	if c.Autoscale.Period <= 0 {
 		bad("autoscale.period", c.Autoscale.Period.D(), "must be positive")

@@ -72,6 +72,9 @@ func (s *Service) validateVariants(ctx context.Context, vs []catalog.ProductionV
 			if sc.MaxConcurrency < 1 || sc.MaxConcurrency > 200 {
 				problems = append(problems, fmt.Sprintf("Value '%d' at '%s.serverlessConfig.maxConcurrency' failed to satisfy constraint: Member must have value between 1 and 200", sc.MaxConcurrency, field))
 			}
+			if sc.ProvisionedConcurrency < 0 || sc.ProvisionedConcurrency > 200 {
+				problems = append(problems, fmt.Sprintf("Value '%d' at '%s.serverlessConfig.provisionedConcurrency' failed to satisfy constraint: Member must have value between 1 and 200", sc.ProvisionedConcurrency, field))
+			}
 		}
 		if r := v.RoutingConfig; r != nil && r.RoutingStrategy != "LEAST_OUTSTANDING_REQUESTS" && r.RoutingStrategy != "RANDOM" {
 			problems = append(problems, fmt.Sprintf("Value '%s' at '%s.routingConfig.routingStrategy' failed to satisfy constraint: Member must satisfy enum value set: [LEAST_OUTSTANDING_REQUESTS, RANDOM]", r.RoutingStrategy, field))
@@ -96,8 +99,16 @@ func (s *Service) validateVariants(ctx context.Context, vs []catalog.ProductionV
 		if v.InstanceType != "" && v.InitialInstanceCount == nil {
 			return apierr.Validationf("InitialInstanceCount is required for the production variant %q that uses InstanceType %s.", v.VariantName, v.InstanceType)
 		}
-		if v.ServerlessConfig != nil {
-			return apierr.Validationf("ServerlessConfig is not supported yet (production variant %q): serverless endpoints arrive with a later release of inferbox.", v.VariantName)
+		if sc := v.ServerlessConfig; sc != nil {
+			if len(vs) > 1 {
+				return apierr.Validationf("Serverless endpoints support only one production variant; variant %q has a ServerlessConfig and the endpoint configuration has %d variants.", v.VariantName, len(vs))
+			}
+			if sc.ProvisionedConcurrency > sc.MaxConcurrency {
+				return apierr.Validationf("ProvisionedConcurrency (%d) must be less than or equal to MaxConcurrency (%d) for the production variant %q.", sc.ProvisionedConcurrency, sc.MaxConcurrency, v.VariantName)
+			}
+			if v.InitialInstanceCount != nil {
+				return apierr.Validationf("InitialInstanceCount cannot be specified for the serverless production variant %q.", v.VariantName)
+			}
 		}
 		if v.ModelName == "" {
 			return apierr.Validationf("ModelName is required for the production variant %q.", v.VariantName)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/inferbox/inferbox/internal/apierr"
 	"github.com/inferbox/inferbox/internal/catalog"
+	"github.com/inferbox/inferbox/internal/instancetype"
 	"github.com/inferbox/inferbox/internal/pool"
 )
 
@@ -104,7 +105,12 @@ func (s *Service) buildVariants(ctx context.Context, endpoint string, cfg *catal
 	errs := make(chan error, len(vs))
 	for _, v := range vs {
 		go func() {
-			err := v.pool.Resize(ctx, v.desired)
+			var err error
+			if v.serverless != nil {
+				err = s.prepareServerless(ctx, endpoint, v)
+			} else {
+				err = v.pool.Resize(ctx, v.desired)
+			}
 			if err != nil {
 				err = fmt.Errorf("variant %s: %w", v.name, err)
 			}
@@ -129,8 +135,10 @@ func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.Pr
 		}
 		return nil, err
 	}
-	it, err := s.deps.Types.Lookup(pv.InstanceType)
-	if err != nil {
+	var it instancetype.Type
+	if pv.ServerlessConfig != nil {
+		it = serverlessType(pv.ServerlessConfig.MemorySizeInMB)
+	} else if it, err = s.deps.Types.Lookup(pv.InstanceType); err != nil {
 		return nil, fmt.Errorf("variant %s: %w", pv.VariantName, err)
 	}
 	routing := pool.LeastOutstanding
@@ -142,9 +150,9 @@ func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.Pr
 	if pv.ContainerStartupHealthCheckTimeoutInSeconds != nil {
 		startup = *pv.ContainerStartupHealthCheckTimeoutInSeconds
 	}
-	v.pool = pool.New(pool.Config{
+	pc := pool.Config{
 		Name:         strings.ToLower(endpoint) + "-" + strings.ToLower(pv.VariantName),
-		Start:        s.startFunc(endpoint, pv.VariantName, m, it, startup),
+		Start:        s.startFunc(endpoint, pv.VariantName, m, it, startup, pv.ServerlessConfig),
 		Concurrency:  s.cfg.InstanceConcurrency,
 		QueueLimit:   s.cfg.QueueLimit,
 		QueueTimeout: s.cfg.QueueTimeout,
@@ -155,7 +163,13 @@ func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.Pr
 				s.deps.Observer.Instances(endpoint, pv.VariantName, v.pool.Size())
 			}
 		},
-	})
+	}
+	if sc := st.ServerlessConfig; sc != nil {
+		s.serverlessPool(&pc, endpoint, pv.VariantName, sc)
+		v.serverless = sc
+		v.desired = s.warmCount(sc)
+	}
+	v.pool = pool.New(pc)
 	return v, nil
 }
 
@@ -244,23 +258,26 @@ func (s *Service) DescribeEndpoint(ctx context.Context, name string) (*EndpointD
 	// Read the live weights under the endpoint's lock: applyStates
 	// changes them in place.
 	type live struct {
-		weight float64
-		pool   *pool.Pool
+		weight     float64
+		pool       *pool.Pool
+		serverless *catalog.ServerlessConfig
 	}
 	current := map[string]live{}
 	if le := s.lookup(name); le != nil {
 		le.mu.RLock()
 		for _, v := range le.variants {
-			current[v.name] = live{weight: v.weight, pool: v.pool}
+			current[v.name] = live{weight: v.weight, pool: v.pool, serverless: v.serverless}
 		}
 		le.mu.RUnlock()
 	}
 	cfg, _ := s.deps.Store.GetEndpointConfig(ctx, ep.EndpointConfigName)
 	for _, st := range ep.Variants {
 		vsum := VariantSummary{VariantName: st.VariantName, DesiredWeight: st.DesiredWeight, DesiredInstanceCount: st.DesiredInstanceCount}
+		vsum.DesiredServerless = st.ServerlessConfig
 		if v, ok := current[st.VariantName]; ok {
 			vsum.CurrentWeight = v.weight
 			vsum.CurrentInstanceCount = v.pool.Size()
+			vsum.CurrentServerless = v.serverless
 		}
 		if cfg != nil {
 			for _, pv := range cfg.ProductionVariants {

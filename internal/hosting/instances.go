@@ -16,7 +16,11 @@ import (
 // instance type's capacity on this node, resolve the model artifact (cached,
 // unpacked once), load it with the runtime the image names, and open a
 // usage-ledger record that the release function closes.
-func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it instancetype.Type, startupSeconds int) pool.StartFunc {
+func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it instancetype.Type, startupSeconds int, sc *catalog.ServerlessConfig) pool.StartFunc {
+	mode := "realtime"
+	if sc != nil {
+		mode = "serverless"
+	}
 	return func(ctx context.Context, id string) (runtime.Model, func(), error) {
 		c := primaryContainer(m)
 		img, err := resolveImage(c.Image)
@@ -27,6 +31,7 @@ func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it insta
 		if loader == nil {
 			return nil, nil, fmt.Errorf("model %s: the %s runtime is not available in this build", m.ModelName, img.Kind)
 		}
+		t0 := time.Now()
 		res, err := s.deps.Node.Reserve(it)
 		if err != nil {
 			return nil, nil, err
@@ -35,6 +40,13 @@ func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it insta
 		if c.ModelDataUrl != "" {
 			dir, err = s.deps.Artifacts.Resolve(ctx, c.ModelDataUrl)
 			if err != nil {
+				res.Release()
+				return nil, nil, fmt.Errorf("model %s: %w", m.ModelName, err)
+			}
+		}
+		tArtifact := time.Since(t0)
+		if sc != nil {
+			if err := checkFits(dir, sc.MemorySizeInMB); err != nil {
 				res.Release()
 				return nil, nil, fmt.Errorf("model %s: %w", m.ModelName, err)
 			}
@@ -50,14 +62,17 @@ func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it insta
 			StartupTimeout: time.Duration(startupSeconds) * time.Second,
 			Logger:         s.log.With("endpoint", endpoint, "variant", variant, "instance", id),
 		}
+		tLoad := time.Now()
 		model, err := loader.Load(ctx, spec)
 		if err != nil {
 			res.Release()
 			return nil, nil, fmt.Errorf("model %s (%s): %w", m.ModelName, c.ModelDataUrl, err)
 		}
+		s.log.Info("instance loaded", "endpoint", endpoint, "variant", variant, "instance", id, "mode", mode,
+			"artifact", tArtifact.Round(time.Microsecond), "load", time.Since(tLoad).Round(time.Microsecond))
 		if s.deps.Ledger != nil {
 			s.deps.Ledger.InstanceStarted(meter.InstanceUsage{
-				InstanceID: id, Mode: "realtime", Resource: endpoint, Variant: variant,
+				InstanceID: id, Mode: mode, Resource: endpoint, Variant: variant,
 				InstanceType: it.Name, Start: time.Now(),
 			})
 		}

@@ -17,6 +17,7 @@ import (
 
 // InvokeInput is one real-time invocation.
 type InvokeInput struct {
+	RequestID     string // the protocol's request id, for messages
 	EndpointName  string
 	TargetVariant string
 	Caller        string    // access key id, for the usage ledger
@@ -30,12 +31,18 @@ type InvokeInput struct {
 type Invocation struct {
 	Variant string
 	*runtime.Response
+	// Serverless is set when the variant is serverless; ColdStart is then
+	// the load time of the instance this request waited for (zero if it
+	// found a warm one).
+	Serverless bool
+	ColdStart  time.Duration
 
-	s      *Service
-	in     *InvokeInput
-	result *pool.Result
-	cancel context.CancelFunc
-	once   sync.Once
+	s        *Service
+	in       *InvokeInput
+	result   *pool.Result
+	memoryMB int
+	cancel   context.CancelFunc
+	once     sync.Once
 }
 
 // Finish closes the response and records the invocation; status is what
@@ -45,7 +52,7 @@ func (iv *Invocation) Finish(status int) {
 		_ = iv.Body.Close()
 		iv.cancel()
 		model := iv.result.ModelLatency()
-		iv.s.record(iv.in, iv.Variant, status, model)
+		iv.s.record(iv.in, iv.Variant, iv.memoryMB, status, model)
 	})
 }
 
@@ -64,8 +71,11 @@ func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, err
 		v, err := s.route(ctx, in)
 		if err != nil {
 			cancel()
-			s.recordFailure(in, "", err)
 			return nil, err
+		}
+		if v.serverless != nil && in.Request.Size > s.cfg.Serverless.MaxPayloadBytes {
+			cancel()
+			return nil, apierr.Validationf("Request %s has oversize body.", in.RequestID)
 		}
 		res, err := v.pool.Invoke(ctx, in.Request, pool.Normal)
 		if errors.Is(err, pool.ErrClosed) && attempt < 3 {
@@ -75,11 +85,15 @@ func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, err
 		}
 		if err != nil {
 			cancel()
-			aerr := s.invokeError(ctx, in.EndpointName, err)
-			s.recordFailure(in, v.name, aerr)
+			aerr := s.invokeError(ctx, in.EndpointName, v, err)
+			s.recordFailure(in, v, aerr)
 			return nil, aerr
 		}
-		return &Invocation{Variant: v.name, Response: res.Response, s: s, in: in, result: res, cancel: cancel}, nil
+		iv := &Invocation{Variant: v.name, Response: res.Response, s: s, in: in, result: res, cancel: cancel}
+		if v.serverless != nil {
+			iv.Serverless, iv.ColdStart, iv.memoryMB = true, res.ColdStart, v.serverless.MemorySizeInMB
+		}
+		return iv, nil
 	}
 }
 
@@ -128,7 +142,7 @@ func (s *Service) route(ctx context.Context, in *InvokeInput) (*liveVariant, err
 }
 
 // invokeError maps a pool or runtime failure to SageMaker's runtime errors.
-func (s *Service) invokeError(ctx context.Context, endpoint string, err error) error {
+func (s *Service) invokeError(ctx context.Context, endpoint string, v *liveVariant, err error) error {
 	var me *runtime.ModelError
 	switch {
 	case errors.As(err, &me):
@@ -146,7 +160,9 @@ func (s *Service) invokeError(ctx context.Context, endpoint string, err error) e
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		msg := "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container, resolve the issue, and try again."
 		return &apierr.Error{Kind: apierr.Model, Message: fmt.Sprintf("Received server error (0) from primary with message %q.", msg), OriginalStatusCode: 0, OriginalMessage: msg, Err: err}
-	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout):
+	case errors.Is(err, pool.ErrThrottled) && v.serverless != nil:
+		return &apierr.Error{Kind: apierr.Throttled, Message: fmt.Sprintf("Rate exceeded: endpoint %s is at its MaxConcurrency of %d concurrent invocations.", endpoint, v.serverless.MaxConcurrency), Err: err}
+	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout), errors.Is(err, pool.ErrThrottled):
 		return &apierr.Error{Kind: apierr.Throttled, Message: "Rate exceeded: every instance of the endpoint is busy. Try again later.", Err: err}
 	case errors.Is(err, pool.ErrClosed):
 		return &apierr.Error{Kind: apierr.Unavailable, Message: "The endpoint is shutting down or being replaced. Try again.", Err: err}
@@ -157,7 +173,11 @@ func (s *Service) invokeError(ctx context.Context, endpoint string, err error) e
 }
 
 // record writes metrics and a usage-ledger row for a finished invocation.
-func (s *Service) record(in *InvokeInput, variant string, status int, model time.Duration) {
+func (s *Service) record(in *InvokeInput, variant string, memoryMB, status int, model time.Duration) {
+	mode := "realtime"
+	if memoryMB > 0 {
+		mode = "serverless"
+	}
 	total := time.Since(in.Received)
 	overhead := total - model
 	if overhead < 0 {
@@ -168,15 +188,16 @@ func (s *Service) record(in *InvokeInput, variant string, status int, model time
 	}
 	if s.deps.Ledger != nil {
 		s.deps.Ledger.RecordInvocation(meter.Invocation{
-			Time: in.Received, Mode: "realtime", Resource: in.EndpointName, Variant: variant,
+			Time: in.Received, Mode: mode, Resource: in.EndpointName, Variant: variant, MemoryMB: memoryMB,
 			Caller: in.Caller, ModelLatency: model, TotalLatency: total, Status: status, BytesIn: in.Request.Size,
 		})
 	}
 }
 
-func (s *Service) recordFailure(in *InvokeInput, variant string, err error) {
-	if variant == "" {
-		return // never reached a variant: not an invocation of the model
+func (s *Service) recordFailure(in *InvokeInput, v *liveVariant, err error) {
+	memoryMB := 0
+	if v.serverless != nil {
+		memoryMB = v.serverless.MemorySizeInMB
 	}
 	status := 500
 	if e := apierr.As(err); e.Kind == apierr.Model {
@@ -188,5 +209,5 @@ func (s *Service) recordFailure(in *InvokeInput, variant string, err error) {
 	} else if e.Kind == apierr.Throttled || e.Kind == apierr.Validation {
 		status = 400
 	}
-	s.record(in, variant, status, 0)
+	s.record(in, v.name, memoryMB, status, 0)
 }

@@ -41,6 +41,20 @@ type Config struct {
 	InvocationTimeout time.Duration
 	// MaxPayloadBytes is the real-time request body limit (6 MB).
 	MaxPayloadBytes int64
+	// Serverless settings.
+	Serverless ServerlessConfig
+}
+
+// ServerlessConfig holds the serverless variants' settings.
+type ServerlessConfig struct {
+	// IdleTimeout is how long an instance may sit idle before it is
+	// stopped (scale to zero); provisioned concurrency stays warm.
+	IdleTimeout time.Duration
+	// StartTimeout bounds how long an invocation waits for a cold start
+	// (SageMaker: the model must load and answer /ping within 3 minutes).
+	StartTimeout time.Duration
+	// MaxPayloadBytes is the serverless request limit (SageMaker: 4 MB).
+	MaxPayloadBytes int64
 }
 
 // Artifacts turns a ModelDataUrl into a local model directory.
@@ -53,6 +67,8 @@ type Artifacts interface {
 type Observer interface {
 	Invocation(endpoint, variant string, status int, model, overhead time.Duration)
 	Instances(endpoint, variant string, n int)
+	// ModelSetup is a serverless cold start's duration (ModelSetupTime).
+	ModelSetup(endpoint, variant string, d time.Duration)
 }
 
 // Deps are the collaborators the composition root hands to the service.
@@ -101,6 +117,10 @@ type liveVariant struct {
 	model        string
 	pool         *pool.Pool
 	desired      int
+	// serverless is the variant's current serverless config; nil for
+	// instance-based variants.
+	serverless  *catalog.ServerlessConfig
+	provisioned []string // usage-ledger ids of provisioned-concurrency units
 }
 
 // New returns a service; nothing runs until Start.
@@ -113,6 +133,15 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if cfg.InstanceConcurrency <= 0 {
 		cfg.InstanceConcurrency = 4
+	}
+	if cfg.Serverless.IdleTimeout <= 0 {
+		cfg.Serverless.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.Serverless.StartTimeout <= 0 {
+		cfg.Serverless.StartTimeout = 3 * time.Minute
+	}
+	if cfg.Serverless.MaxPayloadBytes <= 0 {
+		cfg.Serverless.MaxPayloadBytes = 4 << 20
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -136,6 +165,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.reapIdle(s.ctx)
+	}()
 	for _, ep := range eps {
 		switch ep.EndpointStatus {
 		case catalog.StatusDeleting:
@@ -236,6 +270,7 @@ func (s *Service) Close(ctx context.Context) error {
 		le.mu.Unlock()
 		for _, v := range vs {
 			wg.Add(1)
+			s.trackProvisioned(v, "", 0)
 			go func() {
 				defer wg.Done()
 				if err := v.pool.Close(ctx); err != nil {
@@ -253,6 +288,7 @@ func (s *Service) Close(ctx context.Context) error {
 func (s *Service) closeVariants(ctx context.Context, vs []*liveVariant) {
 	ctx = context.WithoutCancel(ctx)
 	for _, v := range vs {
+		s.trackProvisioned(v, "", 0)
 		if err := v.pool.Close(ctx); err != nil {
 			s.log.Warn("close pool", "variant", v.name, "err", err)
 		}

@@ -36,6 +36,10 @@ func (s *Service) UpdateEndpoint(ctx context.Context, name, configName string, o
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkConversion(ctx, ep, cfg); err != nil {
+		s.endOp(le)
+		return nil, err
+	}
 	states := initialStates(cfg)
 	if opts.RetainAllVariantProperties {
 		excluded := map[string]bool{}
@@ -124,11 +128,39 @@ func (s *Service) endOp(le *liveEndpoint) {
 	s.mu.Unlock()
 }
 
+// checkConversion refuses turning an instance-based endpoint into a
+// serverless one, as SageMaker does (the other way round is allowed).
+func (s *Service) checkConversion(ctx context.Context, ep *catalog.Endpoint, next *catalog.EndpointConfig) error {
+	old, err := s.deps.Store.GetEndpointConfig(ctx, ep.EndpointConfigName)
+	if err != nil {
+		return nil // the old config was deleted; nothing to compare
+	}
+	wasInstances := false
+	for _, pv := range old.ProductionVariants {
+		if pv.ServerlessConfig == nil {
+			wasInstances = true
+		}
+	}
+	for _, pv := range next.ProductionVariants {
+		if wasInstances && pv.ServerlessConfig != nil {
+			return apierr.Validationf("You cannot convert an instance-based endpoint (%s) to a serverless endpoint. Create a new serverless endpoint instead.", ep.EndpointName)
+		}
+	}
+	return nil
+}
+
 // DesiredWeightAndCapacity is one entry of UpdateEndpointWeightsAndCapacities.
 type DesiredWeightAndCapacity struct {
-	VariantName          string   `json:"VariantName"`
-	DesiredWeight        *float64 `json:"DesiredWeight,omitempty"`
-	DesiredInstanceCount *int     `json:"DesiredInstanceCount,omitempty"`
+	VariantName            string                  `json:"VariantName"`
+	DesiredWeight          *float64                `json:"DesiredWeight,omitempty"`
+	DesiredInstanceCount   *int                    `json:"DesiredInstanceCount,omitempty"`
+	ServerlessUpdateConfig *ServerlessUpdateConfig `json:"ServerlessUpdateConfig,omitempty"`
+}
+
+// ServerlessUpdateConfig changes a serverless variant's concurrency.
+type ServerlessUpdateConfig struct {
+	MaxConcurrency         *int `json:"MaxConcurrency,omitempty"`
+	ProvisionedConcurrency *int `json:"ProvisionedConcurrency,omitempty"`
 }
 
 // UpdateEndpointWeightsAndCapacities changes variants' weights and
@@ -161,7 +193,30 @@ func (s *Service) UpdateEndpointWeightsAndCapacities(ctx context.Context, name s
 					states[i].DesiredWeight = *d.DesiredWeight
 				}
 				if d.DesiredInstanceCount != nil {
+					if states[i].ServerlessConfig != nil {
+						s.endOp(le)
+						return nil, apierr.Validationf("DesiredInstanceCount cannot be set for the serverless variant %q; use ServerlessUpdateConfig.", d.VariantName)
+					}
 					states[i].DesiredInstanceCount = *d.DesiredInstanceCount
+				}
+				if u := d.ServerlessUpdateConfig; u != nil {
+					sc := states[i].ServerlessConfig
+					if sc == nil {
+						s.endOp(le)
+						return nil, apierr.Validationf("ServerlessUpdateConfig can only be set for a serverless variant; %q uses instances.", d.VariantName)
+					}
+					next := *sc
+					if u.MaxConcurrency != nil {
+						next.MaxConcurrency = *u.MaxConcurrency
+					}
+					if u.ProvisionedConcurrency != nil {
+						next.ProvisionedConcurrency = *u.ProvisionedConcurrency
+					}
+					if next.MaxConcurrency < 1 || next.MaxConcurrency > 200 || next.ProvisionedConcurrency < 0 || next.ProvisionedConcurrency > next.MaxConcurrency {
+						s.endOp(le)
+						return nil, apierr.Validationf("Invalid ServerlessUpdateConfig for variant %q: MaxConcurrency must be 1-200 and ProvisionedConcurrency at most MaxConcurrency (got %d and %d).", d.VariantName, next.MaxConcurrency, next.ProvisionedConcurrency)
+					}
+					states[i].ServerlessConfig = &next
 				}
 			}
 		}
@@ -197,16 +252,28 @@ func (s *Service) applyStates(ctx context.Context, le *liveEndpoint, states []ca
 	var resize []*liveVariant
 	for _, v := range le.variants {
 		for _, st := range states {
-			if st.VariantName == v.name {
-				v.weight = st.DesiredWeight
-				v.desired = st.DesiredInstanceCount
-				resize = append(resize, v)
+			if st.VariantName != v.name {
+				continue
 			}
+			v.weight = st.DesiredWeight
+			if sc := st.ServerlessConfig; sc != nil && v.serverless != nil {
+				v.serverless = sc
+				v.desired = s.warmCount(sc)
+				v.pool.SetElasticLimits(sc.MaxConcurrency, pool.Needed(sc.MaxConcurrency, s.cfg.InstanceConcurrency, 0))
+				s.trackProvisioned(v, le.name, sc.ProvisionedConcurrency)
+			} else {
+				v.desired = st.DesiredInstanceCount
+			}
+			resize = append(resize, v)
 		}
 	}
 	le.mu.Unlock()
 	var errs []error
 	for _, v := range resize {
+		if v.serverless != nil {
+			v.pool.EnsureAtLeast(v.desired)
+			continue // surplus warm instances leave when idle
+		}
 		if err := v.pool.Resize(ctx, v.desired); err != nil {
 			errs = append(errs, fmt.Errorf("variant %s: %w", v.name, err))
 		}

@@ -26,6 +26,7 @@ type Metrics struct {
 	model       *prometheus.HistogramVec
 	overhead    *prometheus.HistogramVec
 	instances   *prometheus.GaugeVec
+	setup       *prometheus.HistogramVec
 }
 
 // latencyBuckets span 50 µs to ~100 s, in microseconds.
@@ -52,11 +53,14 @@ func New() *Metrics {
 		overhead: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "sagemaker", Name: "overhead_latency_microseconds", Help: "Request time not spent in the model (SageMaker OverheadLatency).", Buckets: latencyBuckets,
 		}, labels),
+		setup: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "sagemaker", Name: "model_setup_time_microseconds", Help: "Time to launch a serverless instance on a cold start (SageMaker ModelSetupTime).", Buckets: latencyBuckets,
+		}, labels),
 		instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "sagemaker", Name: "variant_instances", Help: "Ready instances of a variant (CurrentInstanceCount).",
 		}, labels),
 	}
-	m.reg.MustRegister(m.invocations, m.errors4xx, m.errors5xx, m.model, m.overhead, m.instances,
+	m.reg.MustRegister(m.invocations, m.errors4xx, m.errors5xx, m.model, m.overhead, m.instances, m.setup,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -87,4 +91,9 @@ func (m *Metrics) Invocation(endpoint, variant string, status int, model, overhe
 // Instances sets a variant's ready-instance count.
 func (m *Metrics) Instances(endpoint, variant string, n int) {
 	m.instances.WithLabelValues(endpoint, variant).Set(float64(n))
+}
+
+// ModelSetup records a serverless cold start's duration.
+func (m *Metrics) ModelSetup(endpoint, variant string, d time.Duration) {
+	m.setup.WithLabelValues(endpoint, variant).Observe(float64(d.Microseconds()))
 }

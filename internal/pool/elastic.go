@@ -137,3 +137,12 @@ func (p *Pool) StopIdle(keep int, idle time.Duration, now time.Time) int {
 	}
 	return len(victims)
 }
+
+// SetElasticLimits changes an elastic pool's concurrency cap and instance
+// cap (UpdateEndpointWeightsAndCapacities on a serverless variant).
+func (p *Pool) SetElasticLimits(maxInFlight, maxInstances int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg.MaxInFlight = maxInFlight
+	p.cfg.MaxInstances = maxInstances
+}

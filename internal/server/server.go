@@ -105,6 +105,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		QueueTimeout:        cfg.Hosting.QueueTimeout.D(),
 		InvocationTimeout:   cfg.Hosting.InvocationTimeout.D(),
 		MaxPayloadBytes:     cfg.Hosting.MaxPayloadBytes,
+		Serverless: hosting.ServerlessConfig{
+			IdleTimeout:     cfg.Hosting.ServerlessIdleTimeout.D(),
+			StartTimeout:    cfg.Hosting.ServerlessStartTimeout.D(),
+			MaxPayloadBytes: cfg.Hosting.ServerlessMaxPayloadBytes,
+		},
 	}, hosting.Deps{
 		Store:     store,
 		Ledger:    ledger,

@@ -57,3 +57,20 @@ func StreamError(err error) error {
 	}
 	return &apierr.Error{Kind: apierr.Model, Message: "Received server error (500) from primary and could not load the entire response body.", OriginalStatusCode: 500, OriginalMessage: err.Error(), Err: err}
 }
+
+// ColdStartHeader tells the caller of a serverless endpoint whether its
+// request paid a cold start, and how long the instance took to start:
+// "false", or "true; duration_ms=12.3".
+const ColdStartHeader = "X-Inferbox-Cold-Start"
+
+// SetColdStart sets ColdStartHeader for serverless invocations.
+func SetColdStart(h http.Header, iv *hosting.Invocation) {
+	if !iv.Serverless {
+		return
+	}
+	if iv.ColdStart <= 0 {
+		h.Set(ColdStartHeader, "false")
+		return
+	}
+	h.Set(ColdStartHeader, "true; duration_ms="+strconv.FormatFloat(float64(iv.ColdStart.Microseconds())/1000, 'f', 1, 64))
+}

@@ -187,6 +187,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", iv.ContentType)
 	}
 	w.Header().Set(HeaderInvokedVariant, iv.Variant)
+	invokehttp.SetColdStart(w.Header(), iv)
 	var cerr error
 	status, cerr = invokehttp.Write(w, iv, func(err error) { a.writeError(w, err) })
 	if cerr != nil {

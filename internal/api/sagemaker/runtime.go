@@ -87,6 +87,7 @@ func (rt *Runtime) invoke(w http.ResponseWriter, r *http.Request) {
 	if iv.CustomAttributes != "" {
 		w.Header().Set("X-Amzn-SageMaker-Custom-Attributes", iv.CustomAttributes)
 	}
+	invokehttp.SetColdStart(w.Header(), iv)
 	var cerr error
 	status, cerr = invokehttp.Write(w, iv, func(err error) { rt.WriteError(w, err) })
 	if cerr != nil {
@@ -102,7 +103,9 @@ func (rt *Runtime) start(w http.ResponseWriter, r *http.Request, accept string) 
 		return nil, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, rt.h.MaxPayloadBytes())
-	iv, err := rt.h.Invoke(r.Context(), rt.input(r, r.Header.Get("Content-Type"), accept))
+	in := rt.input(r, r.Header.Get("Content-Type"), accept)
+	in.RequestID = w.Header().Get("x-amzn-RequestId")
+	iv, err := rt.h.Invoke(r.Context(), in)
 	if err != nil {
 		rt.WriteError(w, err)
 		return nil, false
@@ -137,6 +140,7 @@ func (rt *Runtime) invokeStream(w http.ResponseWriter, r *http.Request) {
 	if iv.CustomAttributes != "" {
 		h.Set("X-Amzn-SageMaker-Custom-Attributes", iv.CustomAttributes)
 	}
+	invokehttp.SetColdStart(h, iv)
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := eventstream.NewEncoder()
