@@ -16,7 +16,8 @@
 #    scrapes of inferbox's /metrics histograms (target: p99 <= 1 ms). The echo
 #    server is run with the same pacing for comparison of wrk's latencies.
 #
-# Environment: DURATION (15s), ROUNDS (2), CONNS (32), THREADS (2).
+# Environment: DURATION (15s), ROUNDS (2), CONNS (32), THREADS (2), and
+# INFERBOX_BIN to measure a prebuilt binary instead of building ./cmd/inferbox.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,7 +79,12 @@ bench() {
 }
 
 echo "== build"
-(cd "$REPO" && go build -o "$WORK/inferbox" ./cmd/inferbox && go build -o "$WORK/echo" ./bench/gateway/echo)
+(cd "$REPO" && go build -o "$WORK/echo" ./bench/gateway/echo)
+if [[ -n "${INFERBOX_BIN:-}" ]]; then
+	cp "$INFERBOX_BIN" "$WORK/inferbox"
+else
+	(cd "$REPO" && go build -o "$WORK/inferbox" ./cmd/inferbox)
+fi
 
 ECHO_PORT=$(free_port)
 "$WORK/echo" --listen "127.0.0.1:$ECHO_PORT" >"$WORK/echo.log" 2>&1 &
