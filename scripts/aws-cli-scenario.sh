@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# aws-cli-scenario.sh: the end-to-end SageMaker scenario, driven by the stock
+# AWS CLI (and once by boto3) against a real inferbox server.
+#
+# It builds inferbox (or uses $INFERBOX_BIN), starts `inferbox serve` on a free
+# loopback port with a fresh data directory, and walks a real-time endpoint
+# through its life: create model/config/endpoint, wait, describe, list, invoke
+# (checked numerically against python3-xgboost's predictions), error shapes,
+# scaling the instance count, Application Auto Scaling, a blue/green update,
+# and deletion. Every step prints `ok: <step>`; the last line is
+# `N passed, M failed` (the CI log reader counts it). On a failure it prints the
+# step's output and the server log's tail and exits non-zero.
+#
+# Environment:
+#   INFERBOX_BIN  inferbox binary to use (default: build ./cmd/inferbox)
+#   AWS_CLI       AWS CLI executable (default: /usr/bin/aws, Debian's, else `aws`)
+#   PYTHON        python3 with boto3 (default: /usr/bin/python3)
+#
+# Waiters: the CLI's SageMaker waiters poll every 30 s and have no --delay
+# flag. botocore loads its data files from AWS_DATA_PATH before its own, so
+# the waits below use a copy of the stock EndpointInService/EndpointDeleted
+# waiter definitions (same acceptors, delay 1 s) from that path: the real
+# `aws sagemaker wait` code runs, only faster.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/inferbox-cli.XXXXXX")
+SERVER_PID=""
+PASSED=0
+
+if [[ -z "${AWS_CLI:-}" ]]; then
+	if [[ -x /usr/bin/aws ]]; then AWS_CLI=/usr/bin/aws; else AWS_CLI=aws; fi
+fi
+PYTHON=${PYTHON:-/usr/bin/python3}
+
+cleanup() {
+	if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() {
+	PASSED=$((PASSED + 1))
+	echo "ok: $1"
+}
+
+# fail STEP WHY: report, show what the step printed and the server log, exit.
+fail() {
+	echo "FAIL: $1: $2"
+	for f in "$WORK/out" "$WORK/err"; do
+		if [[ -s "$f" ]]; then
+			echo "--- ${f##*/} ---"
+			tail -n 20 "$f"
+		fi
+	done
+	echo "--- server log (tail) ---"
+	tail -n 40 "$WORK/server.log" 2>/dev/null || true
+	echo "$PASSED passed, 1 failed"
+	exit 1
+}
+
+# run STEP CMD...: run a command, its stdout in $WORK/out and stderr in
+# $WORK/err; a non-zero exit fails the step.
+run() {
+	local step=$1
+	shift
+	local rc=0
+	"$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+	((rc == 0)) || fail "$step" "exit $rc from: $*"
+}
+
+# run_fails STEP CMD...: the command must exit non-zero.
+run_fails() {
+	local step=$1
+	shift
+	if "$@" >"$WORK/out" 2>"$WORK/err"; then
+		fail "$step" "expected a non-zero exit from: $*"
+	fi
+}
+
+# expect STEP WANT: $WORK/out (trimmed) must equal WANT.
+expect() {
+	local got
+	got=$(tr -d '\r' <"$WORK/out" | sed -e 's/[[:space:]]*$//')
+	[[ "$got" == "$2" ]] || fail "$1" "got '$got', want '$2'"
+}
+
+# expect_in FILE STEP TEXT: FILE must contain TEXT.
+expect_in() {
+	grep -qF -- "$3" "$1" || fail "$2" "${1##*/} lacks '$3'"
+}
+
+aws_() { "$AWS_CLI" --endpoint-url "$URL" "$@"; }
+sm() { aws_ sagemaker "$@"; }
+aas() { aws_ application-autoscaling "$@"; }
+# wait_ WAITER ENDPOINT: the CLI's own waiter with the 1 s waiter definitions.
+wait_() { AWS_DATA_PATH="$WORK/models" timeout 90 "$AWS_CLI" --endpoint-url "$URL" sagemaker wait "$1" --endpoint-name "$2"; }
+
+free_port() {
+	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# --- set-up -------------------------------------------------------------------
+
+if [[ -z "${INFERBOX_BIN:-}" ]]; then
+	INFERBOX_BIN="$WORK/inferbox"
+	(cd "$REPO" && go build -o "$INFERBOX_BIN" ./cmd/inferbox) || fail "build" "go build failed"
+	ok "build inferbox"
+fi
+
+export AWS_ACCESS_KEY_ID=AKIAINFERBOXTEST AWS_SECRET_ACCESS_KEY=inferbox-test-secret
+export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_PAGER=""
+export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL 2>/dev/null || true
+
+mkdir -p "$WORK/models/sagemaker/2017-07-24"
+cat >"$WORK/models/sagemaker/2017-07-24/waiters-2.json" <<'EOF'
+{
+  "version": 2,
+  "waiters": {
+    "EndpointInService": {
+      "delay": 1, "maxAttempts": 60, "operation": "DescribeEndpoint",
+      "acceptors": [
+        {"expected": "InService", "matcher": "path", "state": "success", "argument": "EndpointStatus"},
+        {"expected": "Failed", "matcher": "path", "state": "failure", "argument": "EndpointStatus"},
+        {"expected": "ValidationException", "matcher": "error", "state": "failure"}
+      ]
+    },
+    "EndpointDeleted": {
+      "delay": 1, "maxAttempts": 60, "operation": "DescribeEndpoint",
+      "acceptors": [
+        {"expected": "ValidationException", "matcher": "error", "state": "success"},
+        {"expected": "Failed", "matcher": "path", "state": "failure", "argument": "EndpointStatus"}
+      ]
+    }
+  }
+}
+EOF
+
+# Start the server; a port taken between free_port and bind is retried.
+for attempt in 1 2 3; do
+	PORT=$(free_port)
+	URL="http://127.0.0.1:$PORT"
+	"$INFERBOX_BIN" serve --listen "127.0.0.1:$PORT" --data "$WORK/data" --log text >"$WORK/server.log" 2>&1 &
+	SERVER_PID=$!
+	deadline=$((SECONDS + 20))
+	while ((SECONDS < deadline)) && kill -0 "$SERVER_PID" 2>/dev/null; do
+		if curl -fsS --max-time 1 "$URL/healthz" >/dev/null 2>&1; then break 2; fi
+		sleep 0.1
+	done
+	kill "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=""
+done
+[[ -n "$SERVER_PID" ]] || fail "start server" "no /healthz answer"
+ok "server healthy on $URL ($("$AWS_CLI" --version 2>&1 | cut -d' ' -f1))"
+
+MODEL_URL="file://$REPO/examples/xgboost/model"
+ROLE=arn:aws:iam::123456789012:role/inferbox-scenario
+EP=cli-scenario
+RESOURCE=endpoint/$EP/variant/AllTraffic
+DIM=sagemaker:variant:DesiredInstanceCount
+
+# --- create -------------------------------------------------------------------
+
+run "create-model" sm create-model --model-name cli-model \
+	--primary-container "Image=xgboost,ModelDataUrl=$MODEL_URL" --execution-role-arn "$ROLE"
+expect_in "$WORK/out" "create-model" "model/cli-model"
+ok "create-model"
+
+run "create-endpoint-config" sm create-endpoint-config --endpoint-config-name cli-config \
+	--production-variants VariantName=AllTraffic,ModelName=cli-model,InstanceType=ml.m5.large,InitialInstanceCount=1
+expect_in "$WORK/out" "create-endpoint-config" "endpoint-config/cli-config"
+ok "create-endpoint-config"
+
+run "create-endpoint" sm create-endpoint --endpoint-name $EP --endpoint-config-name cli-config
+expect_in "$WORK/out" "create-endpoint" "endpoint/$EP"
+ok "create-endpoint"
+
+run "wait endpoint-in-service" wait_ endpoint-in-service $EP
+ok "wait endpoint-in-service"
+
+run "describe-endpoint" sm describe-endpoint --endpoint-name $EP \
+	--query '[EndpointStatus, ProductionVariants[0].CurrentInstanceCount]' --output text
+expect "describe-endpoint" "$(printf 'InService\t1')"
+ok "describe-endpoint: InService, 1 instance"
+
+run "list-endpoints" sm list-endpoints --query 'Endpoints[].EndpointName' --output text
+expect "list-endpoints" "$EP"
+ok "list-endpoints"
+
+run "list-models" sm list-models --query 'Models[].ModelName' --output text
+expect "list-models" "cli-model"
+ok "list-models"
+
+run "list-endpoint-configs" sm list-endpoint-configs --query 'EndpointConfigs[].EndpointConfigName' --output text
+expect "list-endpoint-configs" "cli-config"
+ok "list-endpoint-configs"
+
+# --- invoke -------------------------------------------------------------------
+
+# check_predictions STEP FILE: FILE matches sample.expected to 1e-6 relative.
+check_predictions() {
+	local n
+	n=$(grep -c '' "$2" || true)
+	[[ "$n" == "$(grep -c '' "$REPO/examples/xgboost/sample.expected")" ]] || fail "$1" "$n lines of predictions"
+	paste -d' ' "$2" "$REPO/examples/xgboost/sample.expected" | awk '
+		{ d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2
+		  if (NF != 2 || d > 1e-6 * m + 1e-12) { print "line " NR ": got " $1 ", want " $2; bad++ } }
+		END { exit bad > 0 }' >"$WORK/err" || fail "$1" "predictions differ from sample.expected"
+}
+
+run "invoke-endpoint" aws_ sagemaker-runtime invoke-endpoint --endpoint-name $EP \
+	--content-type text/csv --body "fileb://$REPO/examples/xgboost/sample.csv" "$WORK/out.csv"
+expect_in "$WORK/out" "invoke-endpoint" '"InvokedProductionVariant": "AllTraffic"'
+check_predictions "invoke-endpoint" "$WORK/out.csv"
+ok "invoke-endpoint: predictions match python3-xgboost"
+
+# --- error shapes -------------------------------------------------------------
+
+run_fails "describe missing endpoint" sm describe-endpoint --endpoint-name no-such-endpoint
+expect_in "$WORK/err" "describe missing endpoint" "ValidationException"
+expect_in "$WORK/err" "describe missing endpoint" "Could not find endpoint"
+ok "describe missing endpoint: ValidationException"
+
+run_fails "invoke missing endpoint" aws_ sagemaker-runtime invoke-endpoint --endpoint-name no-such-endpoint \
+	--content-type text/csv --body "fileb://$REPO/examples/xgboost/sample.csv" "$WORK/missing.csv"
+expect_in "$WORK/err" "invoke missing endpoint" "ValidationError"
+ok "invoke missing endpoint: ValidationError"
+
+# --- boto3 --------------------------------------------------------------------
+
+run "boto3" env INFERBOX_URL="$URL" EP="$EP" SAMPLE="$REPO/examples/xgboost/sample.csv" \
+	EXPECTED="$REPO/examples/xgboost/sample.expected" "$PYTHON" - <<'EOF'
+import os, sys
+import boto3
+from botocore.exceptions import ClientError
+
+url, ep = os.environ["INFERBOX_URL"], os.environ["EP"]
+sm = boto3.client("sagemaker", endpoint_url=url, region_name="us-east-1")
+rt = boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1")
+
+sm.get_waiter("endpoint_in_service").wait(EndpointName=ep, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+with open(os.environ["SAMPLE"], "rb") as f:
+    out = rt.invoke_endpoint(EndpointName=ep, ContentType="text/csv", Body=f.read())
+got = [float(x) for x in out["Body"].read().decode().split()]
+want = [float(x) for x in open(os.environ["EXPECTED"]).read().split()]
+if len(got) != len(want) or any(abs(g - w) > 1e-6 * abs(w) + 1e-12 for g, w in zip(got, want)):
+    sys.exit(f"invoke_endpoint: got {got}, want {want}")
+
+try:
+    sm.describe_endpoint(EndpointName="no-such-endpoint")
+    sys.exit("describe_endpoint on a missing endpoint did not raise")
+except ClientError as e:
+    code = e.response["Error"]["Code"]
+    if code != "ValidationException":
+        sys.exit(f"describe_endpoint: error code {code}, want ValidationException")
+print("boto3 ok")
+EOF
+expect "boto3" "boto3 ok"
+ok "boto3: waiter, invoke_endpoint, ClientError ValidationException"
+
+# --- instance count -----------------------------------------------------------
+
+run "update-endpoint-weights-and-capacities" sm update-endpoint-weights-and-capacities --endpoint-name $EP \
+	--desired-weights-and-capacities VariantName=AllTraffic,DesiredInstanceCount=2
+ok "update-endpoint-weights-and-capacities to 2"
+run "wait after scaling" wait_ endpoint-in-service $EP
+run "describe after scaling" sm describe-endpoint --endpoint-name $EP \
+	--query '[EndpointStatus, ProductionVariants[0].CurrentInstanceCount]' --output text
+expect "describe after scaling" "$(printf 'InService\t2')"
+ok "describe-endpoint: InService, 2 instances"
+
+# --- Application Auto Scaling -------------------------------------------------
+
+run "register-scalable-target" aas register-scalable-target --service-namespace sagemaker \
+	--resource-id "$RESOURCE" --scalable-dimension $DIM --min-capacity 1 --max-capacity 4
+ok "register-scalable-target"
+
+run "put-scaling-policy" aas put-scaling-policy --service-namespace sagemaker --policy-name cli-policy \
+	--resource-id "$RESOURCE" --scalable-dimension $DIM --policy-type TargetTrackingScaling \
+	--target-tracking-scaling-policy-configuration \
+	'{"TargetValue":70.0,"PredefinedMetricSpecification":{"PredefinedMetricType":"SageMakerVariantInvocationsPerInstance"},"ScaleInCooldown":300,"ScaleOutCooldown":60}' \
+	--query PolicyARN --output text
+expect_in "$WORK/out" "put-scaling-policy" "policyName/cli-policy"
+ok "put-scaling-policy"
+
+run "describe-scalable-targets" aas describe-scalable-targets --service-namespace sagemaker \
+	--resource-ids "$RESOURCE" --query 'ScalableTargets[].[ResourceId, MinCapacity, MaxCapacity]' --output text
+expect "describe-scalable-targets" "$(printf '%s\t1\t4' "$RESOURCE")"
+ok "describe-scalable-targets"
+
+run "describe-scaling-policies" aas describe-scaling-policies --service-namespace sagemaker \
+	--resource-id "$RESOURCE" \
+	--query 'ScalingPolicies[].[PolicyName, PolicyType, TargetTrackingScalingPolicyConfiguration.PredefinedMetricSpecification.PredefinedMetricType]' \
+	--output text
+expect "describe-scaling-policies" "$(printf 'cli-policy\tTargetTrackingScaling\tSageMakerVariantInvocationsPerInstance')"
+ok "describe-scaling-policies"
+
+run "delete-scaling-policy" aas delete-scaling-policy --service-namespace sagemaker --policy-name cli-policy \
+	--resource-id "$RESOURCE" --scalable-dimension $DIM
+run "describe-scaling-policies after delete" aas describe-scaling-policies --service-namespace sagemaker \
+	--resource-id "$RESOURCE" --query 'length(ScalingPolicies)' --output text
+expect "describe-scaling-policies after delete" "0"
+ok "delete-scaling-policy"
+
+run "deregister-scalable-target" aas deregister-scalable-target --service-namespace sagemaker \
+	--resource-id "$RESOURCE" --scalable-dimension $DIM
+run "describe-scalable-targets after deregister" aas describe-scalable-targets --service-namespace sagemaker \
+	--resource-ids "$RESOURCE" --query 'length(ScalableTargets)' --output text
+expect "describe-scalable-targets after deregister" "0"
+ok "deregister-scalable-target"
+
+# --- blue/green update --------------------------------------------------------
+
+run "create-model (green)" sm create-model --model-name cli-model-green \
+	--primary-container "Image=xgboost,ModelDataUrl=$MODEL_URL" --execution-role-arn "$ROLE"
+run "create-endpoint-config (green)" sm create-endpoint-config --endpoint-config-name cli-config-green \
+	--production-variants VariantName=AllTraffic,ModelName=cli-model-green,InstanceType=ml.m5.large,InitialInstanceCount=1
+ok "create green model and config"
+
+run "update-endpoint" sm update-endpoint --endpoint-name $EP --endpoint-config-name cli-config-green
+ok "update-endpoint to cli-config-green"
+run "wait after update" wait_ endpoint-in-service $EP
+run "describe after update" sm describe-endpoint --endpoint-name $EP \
+	--query '[EndpointStatus, EndpointConfigName, ProductionVariants[0].CurrentInstanceCount]' --output text
+expect "describe after update" "$(printf 'InService\tcli-config-green\t1')"
+ok "describe-endpoint: InService on cli-config-green"
+
+run "invoke after update" aws_ sagemaker-runtime invoke-endpoint --endpoint-name $EP \
+	--content-type text/csv --body "fileb://$REPO/examples/xgboost/sample.csv" "$WORK/out2.csv"
+check_predictions "invoke after update" "$WORK/out2.csv"
+ok "invoke-endpoint after update"
+
+# --- delete -------------------------------------------------------------------
+
+run "delete-endpoint" sm delete-endpoint --endpoint-name $EP
+ok "delete-endpoint"
+run "wait endpoint-deleted" wait_ endpoint-deleted $EP
+run "list-endpoints after delete" sm list-endpoints --query 'length(Endpoints)' --output text
+expect "list-endpoints after delete" "0"
+ok "wait endpoint-deleted"
+
+for c in cli-config cli-config-green; do
+	run "delete-endpoint-config $c" sm delete-endpoint-config --endpoint-config-name $c
+done
+run "list-endpoint-configs after delete" sm list-endpoint-configs --query 'length(EndpointConfigs)' --output text
+expect "list-endpoint-configs after delete" "0"
+ok "delete-endpoint-config"
+
+for m in cli-model cli-model-green; do
+	run "delete-model $m" sm delete-model --model-name $m
+done
+run "list-models after delete" sm list-models --query 'length(Models)' --output text
+expect "list-models after delete" "0"
+ok "delete-model"
+
+echo "$PASSED passed, 0 failed"
