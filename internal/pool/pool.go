@@ -562,9 +562,20 @@ func (p *Pool) handOffLocked() {
 type trackedBody struct {
 	io.ReadCloser
 	start   time.Time
-	end     time.Time
+	end     time.Time // closed
+	eof     time.Time // output ended
 	once    sync.Once
 	onClose func()
+}
+
+// Read notes when the model's output ends: what follows (writing to a
+// slow client) is not the model's time.
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && b.eof.IsZero() {
+		b.eof = time.Now()
+	}
+	return n, err
 }
 
 func (b *trackedBody) Close() error {
@@ -574,8 +585,11 @@ func (b *trackedBody) Close() error {
 }
 
 func (b *trackedBody) latency() time.Duration {
-	if b.end.IsZero() {
-		return time.Since(b.start)
+	switch {
+	case !b.eof.IsZero():
+		return b.eof.Sub(b.start)
+	case !b.end.IsZero():
+		return b.end.Sub(b.start)
 	}
-	return b.end.Sub(b.start)
+	return time.Since(b.start)
 }

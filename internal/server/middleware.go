@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/apierr"
@@ -19,9 +20,11 @@ type apiUnknownTarget struct{ target string }
 
 func (e *apiUnknownTarget) Error() string { return "unknown target " + e.target }
 
-// withRequestID sets x-amzn-RequestId on every response.
+// withRequestID sets x-amzn-RequestId on every response and records when
+// the request arrived.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(awsproto.WithReceived(r.Context(), time.Now()))
 		w.Header().Set("x-amzn-RequestId", awsproto.RequestID())
 		next.ServeHTTP(w, r)
 	})

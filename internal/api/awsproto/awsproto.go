@@ -6,6 +6,7 @@
 package awsproto
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/inferbox/inferbox/internal/apierr"
 )
@@ -147,4 +149,20 @@ func Decode(body []byte, v any) error {
 		return &apierr.Error{Kind: apierr.Validation, Code: "SerializationException", Message: "Start of structure or map found where not expected, or malformed JSON: " + err.Error()}
 	}
 	return nil
+}
+
+type receivedKey struct{}
+
+// WithReceived records when a request arrived, before any parsing or
+// authentication, so OverheadLatency covers everything but the model.
+func WithReceived(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, receivedKey{}, t)
+}
+
+// Received returns when the request arrived, or now if it was not recorded.
+func Received(ctx context.Context) time.Time {
+	if t, ok := ctx.Value(receivedKey{}).(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/inferbox/inferbox/internal/apierr"
 	"github.com/inferbox/inferbox/internal/hosting"
@@ -23,13 +24,25 @@ import (
 // chunk is how much of the response is read before the status is committed.
 const chunk = 32 << 10
 
+// buffers recycles response buffers: allocating one per request showed up
+// as a fifth of the gateway's CPU under load.
+var buffers = sync.Pool{New: func() any { b := make([]byte, chunk); return &b }}
+
+// Buffer returns a chunk-sized buffer; give it back with PutBuffer.
+func Buffer() *[]byte { return buffers.Get().(*[]byte) }
+
+// PutBuffer returns a buffer from Buffer.
+func PutBuffer(b *[]byte) { buffers.Put(b) }
+
 // Write streams iv's body to w under 200, after the caller has set its
 // headers. If the model fails before producing its first chunk, fail is
 // called with a Model error (for the caller to encode) and Write returns
 // 424. It returns the status the client got; a failure after the first
 // chunk can only cut the response short, and is returned as copyErr.
 func Write(w http.ResponseWriter, iv *hosting.Invocation, fail func(error)) (status int, copyErr error) {
-	buf := make([]byte, chunk)
+	bp := Buffer()
+	defer PutBuffer(bp)
+	buf := *bp
 	n, rerr := io.ReadFull(iv.Body, buf)
 	if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
 		fail(StreamError(rerr))

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
@@ -60,7 +59,7 @@ func (rt *Runtime) input(r *http.Request, contentType, accept string) *hosting.I
 		EndpointName:  r.PathValue("name"),
 		TargetVariant: r.Header.Get("X-Amzn-SageMaker-Target-Variant"),
 		Caller:        awsproto.Identify(r).AccessKeyID,
-		Received:      time.Now(),
+		Received:      awsproto.Received(r.Context()),
 		Request: &runtime.Request{
 			ContentType:      contentType,
 			Accept:           accept,
@@ -144,7 +143,9 @@ func (rt *Runtime) invokeStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := eventstream.NewEncoder()
-	buf := make([]byte, 32<<10)
+	bp := invokehttp.Buffer()
+	defer invokehttp.PutBuffer(bp)
+	buf := *bp
 	for {
 		n, rerr := iv.Body.Read(buf)
 		if n > 0 {

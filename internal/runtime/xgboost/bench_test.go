@@ -34,7 +34,7 @@ func loadBench(b *testing.B) (*Model, []byte, []float32) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data, err := newCSVReader(bytes.NewReader(csv), m.NumFeatures()).read(nil, 1<<30)
+	data, err := newCSVReader(bytes.NewReader(csv), m.NumFeatures(), -1).read(nil, 1<<30)
 	if err != io.EOF {
 		b.Fatalf("reading rows.csv: %v", err)
 	}

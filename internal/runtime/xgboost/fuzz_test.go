@@ -44,11 +44,11 @@ func FuzzParseCSV(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, n uint8) {
 		nf := int(n%8) + 1
-		rows := readAll(t, newCSVReader(bytes.NewReader(data), nf), nf)
+		rows := readAll(t, newCSVReader(bytes.NewReader(data), nf, -1), nf)
 		if len(rows)/nf > bytes.Count(data, []byte{'\n'})+1 {
 			t.Fatalf("%d rows from %d lines", len(rows)/nf, bytes.Count(data, []byte{'\n'})+1)
 		}
-		readAll(t, newLibSVMReader(bytes.NewReader(data), nf), nf)
+		readAll(t, newLibSVMReader(bytes.NewReader(data), nf, -1), nf)
 	})
 }
 
@@ -59,7 +59,7 @@ func FuzzParseJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		readAll(t, newJSONReader(bytes.NewReader(data), 3), 3)
-		readAll(t, newJSONLinesReader(bytes.NewReader(data), 3), 3)
+		readAll(t, newJSONLinesReader(bytes.NewReader(data), 3, -1), 3)
 	})
 }
 

@@ -32,8 +32,14 @@ type lineReader struct {
 	long []byte // a line longer than br's buffer, being assembled
 }
 
-func newLineReader(r io.Reader) lineReader {
-	return lineReader{br: bufio.NewReaderSize(r, 64<<10)}
+// newLineReader buffers r; size is the body's length when known (-1 if
+// not), so a small request does not pay for a large buffer.
+func newLineReader(r io.Reader, size int64) lineReader {
+	n := 64 << 10
+	if size >= 0 && size < int64(n) {
+		n = max(int(size)+1, 16) // bufio's minimum is 16
+	}
+	return lineReader{br: bufio.NewReaderSize(r, n)}
 }
 
 // next returns the next line, valid until the following call, or io.EOF.
@@ -72,8 +78,8 @@ type csvReader struct {
 	nf    int
 }
 
-func newCSVReader(r io.Reader, nFeature int) *csvReader {
-	return &csvReader{lines: newLineReader(r), nf: nFeature}
+func newCSVReader(r io.Reader, nFeature int, size int64) *csvReader {
+	return &csvReader{lines: newLineReader(r, size), nf: nFeature}
 }
 
 func (c *csvReader) read(buf []float32, maxRows int) ([]float32, error) {
@@ -148,8 +154,8 @@ type libsvmReader struct {
 	nf    int
 }
 
-func newLibSVMReader(r io.Reader, nFeature int) *libsvmReader {
-	return &libsvmReader{lines: newLineReader(r), nf: nFeature}
+func newLibSVMReader(r io.Reader, nFeature int, size int64) *libsvmReader {
+	return &libsvmReader{lines: newLineReader(r, size), nf: nFeature}
 }
 
 func (c *libsvmReader) read(buf []float32, maxRows int) ([]float32, error) {
@@ -206,8 +212,8 @@ type jsonlinesReader struct {
 	nf    int
 }
 
-func newJSONLinesReader(r io.Reader, nFeature int) *jsonlinesReader {
-	return &jsonlinesReader{lines: newLineReader(r), nf: nFeature}
+func newJSONLinesReader(r io.Reader, nFeature int, size int64) *jsonlinesReader {
+	return &jsonlinesReader{lines: newLineReader(r, size), nf: nFeature}
 }
 
 func (c *jsonlinesReader) read(buf []float32, maxRows int) ([]float32, error) {

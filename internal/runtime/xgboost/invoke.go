@@ -79,13 +79,13 @@ func (m *Model) Invoke(ctx context.Context, req *runtime.Request) (*runtime.Resp
 	var src rowReader
 	switch in {
 	case ContentCSV:
-		src = newCSVReader(req.Body, m.nFeature)
+		src = newCSVReader(req.Body, m.nFeature, req.Size)
 	case ContentLibSVM:
-		src = newLibSVMReader(req.Body, m.nFeature)
+		src = newLibSVMReader(req.Body, m.nFeature, req.Size)
 	case ContentJSON:
 		src = newJSONReader(req.Body, m.nFeature)
 	case ContentJSONLines:
-		src = newJSONLinesReader(req.Body, m.nFeature)
+		src = newJSONLinesReader(req.Body, m.nFeature, req.Size)
 	}
 	chunk := max(blockRows, (1<<18)/m.nFeature/blockRows*blockRows)
 	s := &scoreStream{m: m, src: src, enc: encoder{format: out, width: m.NumOutputs()}, chunkRows: chunk}
