@@ -28,6 +28,9 @@ type child struct {
 	logsDone chan struct{} // closed when stdout and stderr reached EOF
 
 	gone bool // guarded by Model.mu: the process has exited
+	// killedFor says why inferbox killed the process (over its memory
+	// size); guarded by Model.mu.
+	killedFor string
 }
 
 // exited reports whether the process has exited, without blocking.
@@ -138,6 +141,13 @@ func (m *Model) startChild() (*child, error) {
 	log := m.logger.With("pid", c.pid)
 	log.Info("model server started", "command", m.spec.Command[0], "port", port)
 
+	if limit := m.spec.MemoryBytes; limit > 0 {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.watchMemory(c, limit)
+		}()
+	}
 	var logs sync.WaitGroup
 	logs.Add(2)
 	m.wg.Add(3)

@@ -455,6 +455,12 @@ func (m *Model) connError(c *child, err error) error {
 	defer t.Stop()
 	select {
 	case <-c.done:
+		m.mu.Lock()
+		why := c.killedFor
+		m.mu.Unlock()
+		if why != "" {
+			return &runtime.ModelError{Message: "the instance was stopped during the request: " + why}
+		}
 		return &runtime.ModelError{Message: fmt.Sprintf("model server process exited during the request (%s)", c.exitStatus())}
 	case <-t.C:
 	}

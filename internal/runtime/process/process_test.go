@@ -558,3 +558,23 @@ func TestCloseDoesNotWaitForEscapedOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestOverMemoryIsStoppedAndRestarted(t *testing.T) {
+	m, _ := start(t, &Loader{RestartBackoff: 10 * time.Millisecond}, runtime.Spec{MemoryBytes: 64 << 20})
+	_, err := invoke(t, m, "mode=alloc;mb=200", nil)
+	var me *runtime.ModelError
+	if !errors.As(err, &me) || !strings.Contains(me.Message, "more than its memory size of 64 MB") {
+		t.Fatalf("over-memory request: %v, want a ModelError naming the memory size", err)
+	}
+	// The server is replaced; the next request succeeds.
+	resp, err := invoke(t, m, "mode=echo", []byte("after"))
+	if err != nil {
+		t.Fatalf("request after the restart: %v", err)
+	}
+	if got := readAll(t, resp); got != "after" {
+		t.Fatalf("echo = %q", got)
+	}
+	if m.Restarts() < 1 {
+		t.Fatalf("Restarts = %d, want the server replaced", m.Restarts())
+	}
+}

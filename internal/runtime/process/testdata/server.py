@@ -139,6 +139,13 @@ class Handler(BaseHTTPRequestHandler):
         elif mode == "status":
             code = int(a.get("code", "500"))
             self.send_plain(code, b"fixture failure %d: " % code + b"x" * int(a.get("pad", "0")))
+        elif mode == "alloc":
+            # Hold mb megabytes (touched, so resident) until gate exists.
+            hog = bytearray(int(a.get("mb", "100")) << 20)
+            for i in range(0, len(hog), 4096):
+                hog[i] = 1
+            wait_for(a.get("gate", "/nonexistent/never"))
+            self.send_plain(200, b"survived %d" % len(hog))
         elif mode == "crash":
             sys.stderr.write("fixture: crashing on purpose\n")
             sys.stderr.flush()
