@@ -203,4 +203,3 @@ func mapErr(err error, bucket, key string) error {
 	}
 	return fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
 }
-

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"strings"
+	"syscall"
 )
 
 const defaultMaxKeys = 1000
