@@ -187,10 +187,12 @@ func (e *Embedded) CompleteUpload(ctx context.Context, bucket, key, id string, l
 	}
 	paths := make([]string, len(list))
 	sums := md5.New()
-	for i, cp := range list {
-		if i > 0 && cp.Number <= list[i-1].Number {
+	for i := 1; i < len(list); i++ {
+		if list[i].Number <= list[i-1].Number {
 			return Info{}, ErrPartOrder
 		}
+	}
+	for i, cp := range list {
 		paths[i] = filepath.Join(dir, partName(cp.Number))
 		p, err := readPart(paths[i], cp.Number)
 		if cp.Number < 1 || cp.Number > MaxParts || err != nil || p.ETag != strings.Trim(cp.ETag, `"`) {
