@@ -239,7 +239,7 @@ func (e *Embedded) PutObject(ctx context.Context, bucket, key string, r io.Reade
 	}
 	meta := objMeta{ContentType: opts.ContentType, Metadata: opts.Metadata}
 	var etag string
-	fi, err := commit(ctx, e.tmpDir(), p, meta, func(f *os.File) (string, error) {
+	fi, err := commit(ctx, e.tmpDir(), p, meta, true, func(f *os.File) (string, error) {
 		var err error
 		etag, err = md5Copy(ctx, f, r, opts.ContentMD5)
 		return etag, err
@@ -271,7 +271,7 @@ func (e *Embedded) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket,
 	if keepETag {
 		meta.ETag = info.ETag
 	}
-	_, err = commit(ctx, e.tmpDir(), p, meta, func(f *os.File) (string, error) {
+	_, err = commit(ctx, e.tmpDir(), p, meta, true, func(f *os.File) (string, error) {
 		if keepETag {
 			_, err := io.Copy(f, src.(*os.File)) // copy_file_range where the kernel can
 			return "", err

@@ -87,7 +87,10 @@ func classify(err error) error {
 // in tmpDir (same file system) and returns the ETag; the file gets its
 // metadata, is synced and renamed over dst. On any failure the temporary
 // file is removed and dst is untouched.
-func commit(ctx context.Context, tmpDir, dst string, meta objMeta, write func(f *os.File) (string, error)) (fi fs.FileInfo, err error) {
+//
+// durable syncs the file before the rename; multipart parts skip it (they
+// are temporary; the completed object is synced).
+func commit(ctx context.Context, tmpDir, dst string, meta objMeta, durable bool, write func(f *os.File) (string, error)) (fi fs.FileInfo, err error) {
 	f, err := os.CreateTemp(tmpDir, "put-")
 	if err != nil {
 		return nil, classify(err)
@@ -112,8 +115,10 @@ func commit(ctx context.Context, tmpDir, dst string, meta objMeta, write func(f 
 	if err := setMeta(f, meta); err != nil {
 		return nil, classify(err)
 	}
-	if err := f.Sync(); err != nil {
-		return nil, classify(err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return nil, classify(err)
+		}
 	}
 	if fi, err = f.Stat(); err != nil {
 		return nil, err

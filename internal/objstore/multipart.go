@@ -107,7 +107,7 @@ func (e *Embedded) UploadPart(ctx context.Context, bucket, key, id string, n int
 		return Part{}, err
 	}
 	var etag string
-	fi, err := commit(ctx, e.tmpDir(), filepath.Join(dir, partName(n)), objMeta{}, func(f *os.File) (string, error) {
+	fi, err := commit(ctx, e.tmpDir(), filepath.Join(dir, partName(n)), objMeta{}, false, func(f *os.File) (string, error) {
 		var err error
 		etag, err = md5Copy(ctx, f, r, contentMD5)
 		return etag, err
@@ -212,7 +212,7 @@ func (e *Embedded) CompleteUpload(ctx context.Context, bucket, key, id string, l
 		ETag:        hex.EncodeToString(sums.Sum(nil)) + "-" + strconv.Itoa(len(list)),
 		ContentType: u.ContentType, Metadata: u.Metadata,
 	}
-	fi, err := commit(ctx, e.tmpDir(), dst, meta, func(f *os.File) (string, error) {
+	fi, err := commit(ctx, e.tmpDir(), dst, meta, true, func(f *os.File) (string, error) {
 		for _, p := range paths {
 			if err := appendFile(ctx, f, p); err != nil {
 				return "", err
