@@ -31,8 +31,12 @@
 //
 // Schemes other than plain paths and file:// are read through an Opener the
 // composition root plugs in (WithOpener); without one, Resolve fails with
-// ErrUnsupportedScheme. Remote objects are downloaded on every Resolve and
-// then treated like local files (unpacked only once per content).
+// ErrUnsupportedScheme. When the Opener also names an object's current
+// version (a Versioner: ETag and size, from a HEAD), the index maps
+// (URL, version) to the model directory, so each version of a remote
+// object is downloaded once, across instances and restarts; otherwise it
+// is downloaded on every Resolve. Either way it is unpacked only once per
+// content.
 //
 // artifact imports nothing from inferbox; it must not import runtime, pool,
 // modes or adapters.
@@ -68,6 +72,12 @@ type Opener interface {
 	Open(ctx context.Context, url string) (io.ReadCloser, error)
 }
 
+// Versioner is implemented by Openers that can name an object's current
+// version cheaply (without reading it), e.g. its ETag and size.
+type Versioner interface {
+	Version(ctx context.Context, url string) (string, error)
+}
+
 // Option configures a Cache.
 type Option func(*Cache)
 
@@ -99,7 +109,8 @@ type Cache struct {
 	mu       sync.Mutex
 	inflight map[string]*call // by index key (local) or content name
 
-	unpacks atomic.Int64 // archives unpacked by this Cache, for tests
+	unpacks   atomic.Int64 // archives unpacked by this Cache, for tests
+	downloads atomic.Int64 // remote objects downloaded by this Cache, for tests
 }
 
 type call struct {
@@ -217,9 +228,35 @@ func (c *Cache) resolveLocal(ctx context.Context, p string) (string, error) {
 	})
 }
 
-// resolveRemote downloads the object into the cache's tmp directory, then
-// treats it like a local file.
+// resolveRemote returns the directory for the object's current version
+// when the index has it; otherwise it downloads the object.
 func (c *Cache) resolveRemote(ctx context.Context, o Opener, rawURL, base string) (string, error) {
+	v, ok := o.(Versioner)
+	if !ok {
+		return c.download(ctx, o, rawURL, base)
+	}
+	version, err := v.Version(ctx, rawURL)
+	if err != nil {
+		return "", fmt.Errorf("ModelDataUrl %q: %w", rawURL, err)
+	}
+	key := hashString("remote\x00" + rawURL + "\x00" + version)
+	return c.once(ctx, key, func(ctx context.Context) (string, error) {
+		if name, ok := c.readIndex(key); ok {
+			return filepath.Join(c.root, name), nil
+		}
+		dir, err := c.download(ctx, o, rawURL, base)
+		if err != nil {
+			return "", err
+		}
+		c.writeIndex(key, filepath.Base(dir))
+		return dir, nil
+	})
+}
+
+// download copies the object into the cache's tmp directory, then treats
+// it like a local file.
+func (c *Cache) download(ctx context.Context, o Opener, rawURL, base string) (string, error) {
+	c.downloads.Add(1)
 	rc, err := o.Open(ctx, rawURL)
 	if err != nil {
 		return "", fmt.Errorf("ModelDataUrl %q: %w", rawURL, err)

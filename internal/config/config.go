@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -38,6 +39,7 @@ type Config struct {
 	Node      Node      `yaml:"node"`
 	Hosting   Hosting   `yaml:"hosting"`
 	Autoscale Autoscale `yaml:"autoscale"`
+	Storage   Storage   `yaml:"storage"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
@@ -87,6 +89,29 @@ type Autoscale struct {
 	Tick               Duration `yaml:"tick"`
 }
 
+// Storage configures object storage: where s3:// URIs lead.
+type Storage struct {
+	// S3 is "embedded" (the default: objects are files under
+	// <data>/objects, served by the S3 API on the listener) or "external"
+	// (s3:// URIs go to the service External names; the S3 API is off).
+	S3       string          `yaml:"s3"`
+	External ExternalStorage `yaml:"external"`
+	// VirtualHostDomains are the host names under which <bucket>.<domain>
+	// addresses a bucket of the embedded S3 API (virtual-host style).
+	VirtualHostDomains []string `yaml:"virtual_host_domains"`
+}
+
+// ExternalStorage is an S3-compatible service. Credentials come from the
+// standard AWS chain (environment, ~/.aws, SSO, container or instance role).
+type ExternalStorage struct {
+	// Region of the service; default: the top-level region.
+	Region string `yaml:"region"`
+	// Endpoint URL, e.g. http://minio:9000; empty: AWS's endpoints.
+	Endpoint string `yaml:"endpoint"`
+	// PathStyle addresses buckets as <endpoint>/<bucket>.
+	PathStyle bool `yaml:"path_style"`
+}
+
 // Duration is a time.Duration written as "90s" in YAML.
 type Duration time.Duration
 
@@ -131,6 +156,10 @@ func Default() Config {
 			ServerlessIdleTimeout:     Duration(5 * time.Minute),
 			ServerlessStartTimeout:    Duration(3 * time.Minute),
 			ServerlessMaxPayloadBytes: 4 << 20,
+		},
+		Storage: Storage{
+			S3:                 "embedded",
+			VirtualHostDomains: []string{"localhost"},
 		},
 		Autoscale: Autoscale{
 			Period:             Duration(time.Minute),
@@ -231,6 +260,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Autoscale.ScaleInDatapoints < 1 {
 		bad("autoscale.scale_in_datapoints", c.Autoscale.ScaleInDatapoints, "must be at least 1")
+	}
+	switch c.Storage.S3 {
+	case "embedded":
+	case "external":
+		if e := c.Storage.External.Endpoint; e != "" {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("storage.external.endpoint", e, "want an http:// or https:// URL")
+			}
+		}
+	default:
+		bad("storage.s3", c.Storage.S3, "want embedded or external")
 	}
 	if len(c.AccountID) != 12 {
 		bad("account_id", c.AccountID, "must be 12 digits")

@@ -30,6 +30,7 @@ import (
 	"github.com/inferbox/inferbox/internal/instancetype"
 	"github.com/inferbox/inferbox/internal/meter"
 	"github.com/inferbox/inferbox/internal/metrics"
+	"github.com/inferbox/inferbox/internal/objstore"
 	"github.com/inferbox/inferbox/internal/runtime"
 	"github.com/inferbox/inferbox/internal/runtime/llama"
 	"github.com/inferbox/inferbox/internal/runtime/process"
@@ -43,6 +44,7 @@ type Server struct {
 	log *slog.Logger
 
 	store   *catalog.Store
+	storage storage
 	ledger  *meter.Ledger
 	metrics *metrics.Metrics
 	hosting *hosting.Service
@@ -85,7 +87,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		nodeOpts = append(nodeOpts, instancetype.EmulateAccelerators())
 	}
 	node := instancetype.NewNode(cfg.Node.VCPUs, cfg.Node.MemoryMiB<<20, nodeOpts...)
-	cache, err := artifact.NewCache(filepath.Join(cfg.Data, "artifacts"), log.With("component", "artifact"))
+	st, err := openStorage(ctx, cfg, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	cache, err := artifact.NewCache(filepath.Join(cfg.Data, "artifacts"), log.With("component", "artifact"),
+		artifact.WithOpener("s3", objstore.URLOpener{Store: st.objects}))
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -139,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	scaling := autoscale.NewRegistry(store, loop, h.CheckVariant, cfg.Region, cfg.AccountID)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{cfg: cfg, log: log, store: store, ledger: ledger, metrics: m, hosting: h, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
+	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -156,8 +164,10 @@ func (s *Server) routes() http.Handler {
 	rt := sagemaker.NewRuntime(s.hosting, s.log)
 	jsonServices := []*awsproto.JSONService{control, autoscaling.Service(s.scaling, s.log)}
 
+	s3 := s.s3Handler(verifier)
 	aws := http.NewServeMux()
 	rt.Register(aws)
+	aws.Handle("/", s3Fallback(s3))
 	aws.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
 		for _, svc := range jsonServices {
@@ -183,7 +193,7 @@ func (s *Server) routes() http.Handler {
 			awsproto.WriteRESTError(w, authCodes, err, s.log)
 		}
 	})))
-	return mux
+	return withS3(s3, mux)
 }
 
 // Serve restores endpoints, deploys the examples if configured, starts
