@@ -45,5 +45,8 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== AWS CLI scenario"
+echo "== AWS CLI scenario: SageMaker hosting"
 bash scripts/aws-cli-scenario.sh
+
+echo "== AWS CLI scenario: S3"
+bash scripts/s3-scenario.sh
