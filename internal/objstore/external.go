@@ -11,7 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -44,7 +44,7 @@ type ExternalConfig struct {
 // Range is given).
 type External struct {
 	client   *s3.Client
-	uploader *manager.Uploader
+	uploader *transfermanager.Client
 }
 
 // NewExternal builds a client from cfg, loading credentials from the
@@ -72,9 +72,10 @@ func NewExternal(ctx context.Context, cfg ExternalConfig) (*External, error) {
 	if conc <= 0 {
 		conc = 4
 	}
-	up := manager.NewUploader(client, func(u *manager.Uploader) {
-		u.PartSize = part
-		u.Concurrency = conc
+	up := transfermanager.New(client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = part
+		o.MultipartUploadThreshold = part
+		o.Concurrency = conc
 	})
 	return &External{client: client, uploader: up}, nil
 }
@@ -124,11 +125,11 @@ func (x *External) HeadObject(ctx context.Context, bucket, key string) (Info, er
 // PutObject uploads r to bucket/key: one PutObject for a small body, a
 // multipart upload (aborted on failure) for a large one.
 func (x *External) PutObject(ctx context.Context, bucket, key string, r io.Reader, opts PutOptions) (Info, error) {
-	in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: r, Metadata: opts.Metadata}
+	in := &transfermanager.UploadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: r, Metadata: opts.Metadata}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
-	if _, err := x.uploader.Upload(ctx, in); err != nil {
+	if _, err := x.uploader.UploadObject(ctx, in); err != nil {
 		return Info{}, mapErr(err, bucket, key)
 	}
 	return x.HeadObject(ctx, bucket, key)

@@ -15,13 +15,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -217,20 +219,22 @@ func TestSDKMultipartUpload(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	up := manager.NewUploader(e.client, func(u *manager.Uploader) { u.PartSize = 5 << 20 })
-	res, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("model.bin"), Body: unseekable{bytes.NewReader(data)}})
+	tm := transfermanager.New(e.client, func(o *transfermanager.Options) {
+		o.PartSizeBytes, o.MultipartUploadThreshold = 5<<20, 5<<20
+		o.GetObjectType = tmtypes.GetObjectRanges // TODO(partNumber): GET ?partNumber=N is not served yet
+	})
+	res, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String("bkt"), Key: aws.String("model.bin"), Body: unseekable{bytes.NewReader(data)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasSuffix(aws.ToString(res.ETag), `-3"`) {
 		t.Fatalf("multipart etag %s", aws.ToString(res.ETag))
 	}
-	buf := manager.NewWriteAtBuffer(nil)
-	dl := manager.NewDownloader(e.client, func(d *manager.Downloader) { d.PartSize = 5 << 20 })
-	if _, err := dl.Download(ctx, buf, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("model.bin")}); err != nil {
+	buf := &writeAtBuffer{}
+	if _, err := tm.DownloadObject(ctx, &transfermanager.DownloadObjectInput{Bucket: aws.String("bkt"), Key: aws.String("model.bin"), WriterAt: buf}); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(buf.Bytes(), data) {
+	if !bytes.Equal(buf.bytes(), data) {
 		t.Fatal("downloaded object differs")
 	}
 	// ListParts and Abort on an upload in progress.
@@ -384,4 +388,26 @@ func TestInterruptedUploadLeavesNoObject(t *testing.T) {
 	if _, err := e.store.HeadObject(ctx, "bkt", "partial"); !errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("interrupted upload visible: %v", err)
 	}
+}
+
+// writeAtBuffer is an in-memory io.WriterAt for downloads in tests.
+type writeAtBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *writeAtBuffer) WriteAt(p []byte, off int64) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if end := int(off) + len(p); end > len(w.buf) {
+		w.buf = append(w.buf, make([]byte, end-len(w.buf))...)
+	}
+	copy(w.buf[off:], p)
+	return len(p), nil
+}
+
+func (w *writeAtBuffer) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf
 }
