@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -204,4 +205,132 @@ func gz(t *testing.T, s string) []byte {
 	}
 	w.Close()
 	return b.Bytes()
+}
+
+func TestTransformGzipJoinLimitStop(t *testing.T) {
+	e := newBatchEnv(t)
+	ctx := context.Background()
+	expected := strings.Fields(string(readFile(t, repoPath(t, "examples/xgboost/sample.expected"))))
+	rows := e.csvRows(10)
+	e.put(t, "gz/part.csv.gz", gz(t, strings.Join(rows, "\n")+"\n"))
+	e.put(t, "plain/rows.csv", []byte(strings.Join(rows, "\n")+"\n"))
+	big := strings.Repeat("1,", 600<<10) + "1" // one 1.2 MB record
+	e.put(t, "big/ok.csv", []byte(strings.Join(rows, "\n")+"\n"))
+	e.put(t, "big/huge.csv", []byte(rows[0]+"\n"+rows[1]+"\n"+big+"\n"))
+
+	if err := e.create(t, jobSpec{name: "gzip", prefix: "gz/", out: "out-gz", split: "Line", compression: "Gzip", assemble: "Line"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.create(t, jobSpec{name: "join", prefix: "plain/", out: "out-join", split: "Line", assemble: "Line", strategy: "MultiRecord",
+		dp: &smtypes.DataProcessing{InputFilter: aws.String("$[0:]"), JoinSource: smtypes.JoinSourceInput, OutputFilter: aws.String("$[0,-1]")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.create(t, jobSpec{name: "limit", prefix: "big/", out: "out-big", split: "Line", assemble: "Line", payloadMB: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	d := e.wait(t, "gzip")
+	if d.TransformJobStatus != smtypes.TransformJobStatusCompleted {
+		t.Fatalf("gzip: %s %s", d.TransformJobStatus, aws.ToString(d.FailureReason))
+	}
+	got, _ := e.get(t, "out-gz/part.csv.gz.out")
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != len(rows) {
+		t.Fatalf("gzip: %d output lines, want %d: %q", len(lines), len(rows), got)
+	}
+	for i, l := range lines {
+		if !samePrediction(l, expected[i%len(expected)]) {
+			t.Errorf("gzip line %d = %q, want %q", i+1, l, expected[i%len(expected)])
+		}
+	}
+
+	d = e.wait(t, "join")
+	if d.TransformJobStatus != smtypes.TransformJobStatusCompleted {
+		t.Fatalf("join: %s %s", d.TransformJobStatus, aws.ToString(d.FailureReason))
+	}
+	got, _ = e.get(t, "out-join/rows.csv.out")
+	lines = strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != len(rows) {
+		t.Fatalf("join: %d lines: %q", len(lines), got)
+	}
+	for i, l := range lines {
+		want := strings.Split(rows[i], ",")[0] + "," + expected[i%len(expected)]
+		first, pred, _ := strings.Cut(l, ",")
+		if first+"," != strings.Split(rows[i], ",")[0]+"," || !samePrediction(pred, expected[i%len(expected)]) {
+			t.Errorf("join line %d = %q, want %q (first input column, prediction)", i+1, l, want)
+		}
+	}
+
+	d = e.wait(t, "limit")
+	reason := aws.ToString(d.FailureReason)
+	if d.TransformJobStatus != smtypes.TransformJobStatusFailed || !strings.Contains(reason, "s3://data/big/huge.csv") || !strings.Contains(reason, "record 3") {
+		t.Fatalf("limit: status %s, reason %q; want Failed naming s3://data/big/huge.csv and record 3", d.TransformJobStatus, reason)
+	}
+	if _, ok := e.get(t, "out-big/huge.csv.out"); ok {
+		t.Error("limit: a failed input has an output")
+	}
+	if _, ok := e.get(t, "out-big/ok.csv.out"); !ok {
+		t.Error("limit: the good input has no output")
+	}
+
+	// Bad filters and limits are refused at create.
+	err := e.create(t, jobSpec{name: "badfilter", prefix: "plain/", out: "x", split: "Line", dp: &smtypes.DataProcessing{InputFilter: aws.String("$..a")}})
+	expectAPIError(t, "recursive filter", err, "ValidationException", 400, "InputFilter")
+	err = e.create(t, jobSpec{name: "toomuch", prefix: "plain/", out: "x", split: "Line", payloadMB: 50, concurrent: 3})
+	expectAPIError(t, "payload × concurrency", err, "ValidationException", 400, "100")
+	_, err = e.c.sm.CreateTransformJob(ctx, &sagemaker.CreateTransformJobInput{
+		TransformJobName: aws.String("nomodel"), ModelName: aws.String("missing"),
+		TransformInput:     &smtypes.TransformInput{DataSource: &smtypes.TransformDataSource{S3DataSource: &smtypes.TransformS3DataSource{S3DataType: smtypes.S3DataTypeS3Prefix, S3Uri: aws.String("s3://data/plain/")}}},
+		TransformOutput:    &smtypes.TransformOutput{S3OutputPath: aws.String("s3://data/x")},
+		TransformResources: &smtypes.TransformResources{InstanceType: smtypes.TransformInstanceTypeMlM5Large, InstanceCount: aws.Int32(1)},
+	})
+	expectAPIError(t, "missing model", err, "ValidationException", 400, "Could not find model")
+}
+
+func TestTransformStop(t *testing.T) {
+	e := newBatchEnv(t)
+	ctx := context.Background()
+	// Many files, one request each and one at a time: long enough to stop.
+	for i := range 40 {
+		e.put(t, "many/f"+strings.Repeat("0", 3-len(itoa(i)))+itoa(i)+".csv", []byte(strings.Join(e.csvRows(2000), "\n")+"\n"))
+	}
+	if err := e.create(t, jobSpec{name: "stopme", prefix: "many/", out: "out-stop", split: "Line", strategy: "SingleRecord", concurrent: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.sm.StopTransformJob(ctx, &sagemaker.StopTransformJobInput{TransformJobName: aws.String("stopme")}); err != nil {
+		t.Fatalf("StopTransformJob: %v", err)
+	}
+	d := e.wait(t, "stopme")
+	if d.TransformJobStatus != smtypes.TransformJobStatusStopped && d.TransformJobStatus != smtypes.TransformJobStatusCompleted {
+		t.Fatalf("status %s, want Stopped", d.TransformJobStatus)
+	}
+	if d.TransformJobStatus == smtypes.TransformJobStatusStopped {
+		l, err := e.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("data"), Prefix: aws.String("out-stop/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Contents) != 0 {
+			t.Errorf("a stopped job left %d outputs", len(l.Contents))
+		}
+	}
+	_, err := e.c.sm.StopTransformJob(ctx, &sagemaker.StopTransformJobInput{TransformJobName: aws.String("stopme")})
+	expectAPIError(t, "stop an ended job", err, "ValidationException", 400, "already ended")
+}
+
+// samePrediction compares a prediction with python-xgboost's within
+// float32 rounding (the runtimes sum trees in different orders).
+func samePrediction(got, want string) bool {
+	g, err1 := strconv.ParseFloat(got, 64)
+	w, err2 := strconv.ParseFloat(want, 64)
+	d := g - w
+	return err1 == nil && err2 == nil && d < 1e-6 && d > -1e-6
+}
+
+func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i)) }
+
+func fmtInt(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return fmtInt(i/10) + string(rune('0'+i%10))
 }
