@@ -140,7 +140,6 @@ func TestTransformEndToEnd(t *testing.T) {
 	for k, rows := range files {
 		e.put(t, k, []byte(strings.Join(rows, "\n")+"\n"))
 	}
-	
 
 	// Predictions from a real-time endpoint of the same model, per file.
 	createConfig(t, e.c, "churn-rt", "churn", "AllTraffic", "ml.m5.large", 1)

@@ -31,7 +31,9 @@ var errRecordTooLarge = errors.New("record too large")
 // tooLarge carries how far the reader got before giving up.
 type tooLarge struct{ size int64 }
 
-func (e *tooLarge) Error() string { return fmt.Sprintf("%v: at least %d bytes", errRecordTooLarge, e.size) }
+func (e *tooLarge) Error() string {
+	return fmt.Sprintf("%v: at least %d bytes", errRecordTooLarge, e.size)
+}
 func (e *tooLarge) Unwrap() error { return errRecordTooLarge }
 
 // lineReader splits on "\n", stripping a trailing "\r" from data. Empty
