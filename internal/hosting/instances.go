@@ -21,6 +21,11 @@ func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it insta
 	if sc != nil {
 		mode = "serverless"
 	}
+	return s.startFuncMode(mode, endpoint, variant, m, it, startupSeconds, sc)
+}
+
+// startFuncMode is startFunc with the usage-ledger mode given.
+func (s *Service) startFuncMode(mode, endpoint, variant string, m *catalog.Model, it instancetype.Type, startupSeconds int, sc *catalog.ServerlessConfig) pool.StartFunc {
 	return func(ctx context.Context, id string) (runtime.Model, func(), error) {
 		c := primaryContainer(m)
 		img, err := resolveImage(c.Image)

@@ -35,6 +35,7 @@ import (
 	"github.com/inferbox/inferbox/internal/runtime/llama"
 	"github.com/inferbox/inferbox/internal/runtime/process"
 	"github.com/inferbox/inferbox/internal/runtime/xgboost"
+	"github.com/inferbox/inferbox/internal/transform"
 )
 
 // Server is a running inferbox. Build it with New, run it with Serve, stop
@@ -48,6 +49,7 @@ type Server struct {
 	ledger  *meter.Ledger
 	metrics *metrics.Metrics
 	hosting *hosting.Service
+	batch   *transform.Service
 	scaling *autoscale.Registry
 	loop    *autoscale.Loop
 	http    *http.Server
@@ -147,7 +149,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	scaling := autoscale.NewRegistry(store, loop, h.CheckVariant, cfg.Region, cfg.AccountID)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
+	batch := transform.New(transform.Config{Region: cfg.Region, AccountID: cfg.AccountID},
+		transform.Deps{Store: store, Objects: st.objects, Hosting: h, Logger: log})
+	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -161,6 +165,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 func (s *Server) routes() http.Handler {
 	verifier := awsproto.NewVerifier(awsproto.Credentials(s.cfg.Auth.AccessKeys), s.cfg.Hosting.MaxPayloadBytes)
 	control := sagemaker.Control(s.hosting, s.log)
+	sagemaker.RegisterTransform(control, s.batch)
 	rt := sagemaker.NewRuntime(s.hosting, s.log)
 	jsonServices := []*awsproto.JSONService{control, autoscaling.Service(s.scaling, s.log)}
 
@@ -208,6 +213,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.hosting.Start(ctx); err != nil {
 		return fmt.Errorf("restore endpoints: %w", err)
 	}
+	if err := s.batch.Start(ctx); err != nil {
+		return fmt.Errorf("resume transform jobs: %w", err)
+	}
 	if err := s.scaling.Restore(ctx); err != nil {
 		return fmt.Errorf("restore scaling policies: %w", err)
 	}
@@ -240,7 +248,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Shutdown stops inferbox in order: stop accepting connections and drain
 // in-flight requests; stop background loops; stop every instance; flush the
-// usage ledger; close the catalog. It is idempotent.
+// usage ledger; close the catalog. Transform jobs stop before endpoint
+// instances and stay InProgress, to resume at the next start. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.log.Info("shutting down")
@@ -250,6 +259,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.cancel() // autoscaler and ledger loops
 		s.wg.Wait()
+		// Transform jobs before hosting: their pools' instances are
+		// started through hosting and must be gone first.
+		if err := s.batch.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop transform jobs: %w", err))
+		}
 		if err := s.hosting.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop instances: %w", err))
 		}

@@ -4,7 +4,7 @@
 // no business logic: it decodes, calls hosting, and encodes results and
 // errors exactly as SageMaker does.
 //
-// It imports hosting, catalog, apierr and awsproto; nothing imports it but
+// It imports hosting, transform, catalog, apierr and awsproto; nothing imports it but
 // the composition root.
 package sagemaker
 
