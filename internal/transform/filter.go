@@ -63,7 +63,7 @@ func parsePath(s string) (*jsonPath, error) {
 			}
 			name := rest[1:i]
 			if name == "" {
-				return nil, fmt.Errorf("JSONPath %q: empty name after .", s)
+				return nil, fmt.Errorf("JSONPath %q: empty name after a dot", s)
 			}
 			p.steps = append(p.steps, step{kind: stepKeys, keys: []string{name}})
 			rest = rest[i:]
