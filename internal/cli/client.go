@@ -60,6 +60,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		deployCmd(g),
 		invokeCmd(g),
 		autoscalingCmd(g),
+		transformCmd(g),
 	}
 }
 
