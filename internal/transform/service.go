@@ -65,9 +65,9 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // running jobs
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	running  map[string]context.CancelCauseFunc // by lower-cased job name
-	progress map[string]*progress                // running jobs', by lower-cased job name
+	progress map[string]*progress               // running jobs', by lower-cased job name
 	closed   bool
 }
 
