@@ -169,7 +169,7 @@ func (s *Service) inputs(ctx context.Context, j *catalog.TransformJob) ([]input,
 		if strings.HasSuffix(o.URI, "/") {
 			return nil
 		}
-		ins = append(ins, input{uri: o.URI, out: outBase + strings.TrimPrefix(o.URI, base) + ".out", size: o.Size})
+		ins = append(ins, input{uri: o.URI, out: outBase + relKey(base, o.URI) + ".out", size: o.Size})
 		return nil
 	})
 	if err != nil {
@@ -179,6 +179,18 @@ func (s *Service) inputs(ctx context.Context, j *catalog.TransformJob) ([]input,
 		return nil, fmt.Errorf("no objects found under S3 prefix %s", ds.S3Uri)
 	}
 	return ins, nil
+}
+
+// relKey is uri's key below base's. Listings name files by plain path
+// whatever form the prefix had (file:///d/ lists /d/x), so both are
+// compared as keys.
+func relKey(base, uri string) string {
+	lb, err1 := objstore.Parse(base)
+	lu, err2 := objstore.Parse(uri)
+	if err1 != nil || err2 != nil || lb.Scheme != lu.Scheme || lb.Bucket != lu.Bucket {
+		return strings.TrimPrefix(uri, base)
+	}
+	return strings.TrimPrefix(lu.Key, lb.Key)
 }
 
 // execute runs the job's inputs and returns the outputs written and, on
