@@ -9,6 +9,7 @@
 # and checks the outputs agree with python3-xgboost's.
 #
 #   sh bench/transform/run.sh [MB] [FILES]     (from the repository root; default 256 MB in 8 files)
+#   CONCURRENT=1 sh bench/transform/run.sh     (MaxConcurrentTransforms 1 per instance)
 #
 # Needs Go, Debian's python3-xgboost and python3-numpy (python3-pandas optional).
 set -eu
@@ -17,6 +18,7 @@ REPO=$(pwd)
 PY=/usr/bin/python3
 MB=${1:-256}
 FILES=${2:-8}
+CONC=${CONCURRENT:-2} # MaxConcurrentTransforms per instance
 dir=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
@@ -37,7 +39,7 @@ for n in 1 2; do
 	ib model create xgb --image xgboost --model-data "file://$REPO/examples/xgboost/model" >/dev/null
 	t0=$(date +%s.%N)
 	ib --poll-interval 100ms transform create bench --model xgb --input "file://$dir/input/" --output "file://$dir/out-$n" \
-		--instance-count "$n" --max-concurrent 2 --max-payload-mb 6 --strategy MultiRecord --wait >"$dir/wait-$n.txt" 2>/dev/null
+		--instance-count "$n" --max-concurrent "$CONC" --max-payload-mb 6 --strategy MultiRecord --wait >"$dir/wait-$n.txt" 2>/dev/null
 	t1=$(date +%s.%N)
 	hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
 	kill "$pid"
