@@ -234,7 +234,7 @@ func (g *globals) waitTransform(cmd *cobra.Command, name string) error {
 		w.show(j)
 		switch j.TransformJobStatus {
 		case catalog.TransformCompleted, catalog.TransformStopped, catalog.TransformFailed:
-			w.finish()
+			w.finish(j)
 			if g.json {
 				b, err := c.Raw(ctx, http.MethodGet, native.TransformJobPath(name), nil)
 				if err != nil {
@@ -297,16 +297,27 @@ func (v *progressView) show(j *catalog.TransformJob) {
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(v.w) }),
 		)
 	}
 	v.bar.Describe(fmt.Sprintf("%s %d/%d objects, %d records", v.name, p.ObjectsCompleted, p.ObjectsTotal, p.RecordsProcessed))
-	_ = v.bar.Set64(min(p.BytesProcessed, max(p.BytesTotal, 1)))
+	// Bytes are read ahead of the outputs being written: the bar stays
+	// short of its end until the job has ended.
+	_ = v.bar.Set64(min(p.BytesProcessed, max(p.BytesTotal-1, 0)))
 }
 
-func (v *progressView) finish() {
-	if v.bar != nil && !v.bar.IsFinished() {
-		_ = v.bar.Exit()
-		fmt.Fprintln(v.w)
+// finish completes the bar (a Completed job) or leaves it where it stopped,
+// and ends its line.
+func (v *progressView) finish(j *catalog.TransformJob) {
+	if v.bar == nil {
+		return
 	}
+	if j.TransformJobStatus == catalog.TransformCompleted {
+		if p := j.Progress; p != nil {
+			v.bar.Describe(fmt.Sprintf("%s %d/%d objects, %d records", v.name, p.ObjectsCompleted, p.ObjectsTotal, p.RecordsProcessed))
+		}
+		_ = v.bar.Finish()
+	} else {
+		_ = v.bar.Exit()
+	}
+	fmt.Fprintln(v.w)
 }
