@@ -159,7 +159,8 @@ func (s *Service) Create(ctx context.Context, j *catalog.TransformJob) (*catalog
 		}
 		return nil, err
 	}
-	s.launch(j)
+	running := *j // the job's goroutine updates its copy; the caller keeps j
+	s.launch(&running)
 	return j, nil
 }
 
