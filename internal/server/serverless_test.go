@@ -119,6 +119,17 @@ func TestServerlessLifecycle(t *testing.T) {
 	// Over 4 MB: refused as SageMaker refuses serverless payloads.
 	_, err = invoke(context.Background(), c, "sl", "text/csv", "text/csv", bytes.Repeat([]byte("1,"), 2<<20+1), "")
 	expectAPIError(t, "5 MB body", err, "ValidationError", 400, "has oversize body")
+	// The same body sent chunked (no Content-Length) is cut off at 4 MB.
+	chunked := io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("1,"), 2<<20+1)))
+	resp, err := http.Post(url+"/endpoints/sl/invocations", "text/csv", chunked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(msg), "has oversize body") {
+		t.Fatalf("chunked 4 MB+ body: %s %s", resp.Status, msg)
+	}
 
 	// Billing data: every invocation carries its memory size.
 	stop()
