@@ -73,6 +73,10 @@ func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, err
 			cancel()
 			return nil, err
 		}
+		if v.async {
+			cancel()
+			return nil, s.errSyncOnAsync(in.EndpointName)
+		}
 		if v.serverless != nil && in.Request.Size > s.cfg.Serverless.MaxPayloadBytes {
 			cancel()
 			return nil, apierr.Validationf("Request %s has oversize body.", in.RequestID)
