@@ -119,7 +119,36 @@ func Open(ctx context.Context, cfg Config) (*JetStream, error) {
 		q.Close()
 		return nil, fmt.Errorf("queue: stream %s: %w", cfg.Stream, err)
 	}
+	if q.ns != nil {
+		if err := q.releaseLeases(ctx); err != nil {
+			q.Close()
+			return nil, err
+		}
+	}
 	return q, nil
+}
+
+// releaseLeases voids the leases held before a restart of the embedded
+// server: no other process can hold them, so the messages they covered
+// are delivered again at once instead of when the leases lapse. It
+// deletes the durable consumers (the messages stay: the stream keeps
+// every unacknowledged message), which also restarts their delivery
+// counts.
+func (q *JetStream) releaseLeases(ctx context.Context) error {
+	names := q.stream.ConsumerNames(ctx)
+	var all []string
+	for n := range names.Name() {
+		all = append(all, n)
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("queue: list consumers: %w", err)
+	}
+	for _, n := range all {
+		if err := q.stream.DeleteConsumer(ctx, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("queue: release consumer %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // Conn is the NATS connection, for plain publishes (notifications).
@@ -129,6 +158,11 @@ func (q *JetStream) Conn() *nats.Conn { return q.nc }
 // messages stay on disk for the next Open. It is idempotent.
 func (q *JetStream) Close() {
 	if q.nc != nil {
+		// Acks and nacks are published without waiting for a reply: flush
+		// them so a nack at shutdown makes the message available at once.
+		if !q.nc.IsClosed() {
+			_ = q.nc.FlushTimeout(5 * time.Second)
+		}
 		q.nc.Close()
 	}
 	if q.ns != nil {

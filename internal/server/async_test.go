@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -290,4 +292,66 @@ func TestAsyncEndToEnd(t *testing.T) {
 
 func writeFile(path string) error {
 	return os.WriteFile(path, nil, 0o644)
+}
+
+// TestAsyncSurvivesRestart: requests accepted, one running and one
+// waiting, when the server shuts down complete exactly once after a
+// restart on the same data directory.
+func TestAsyncSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	gate := t.TempDir() + "/release"
+	useData := func(cfg *config.Config) {
+		cfg.Data = data
+		cfg.Async.MinRequestTTL = config.Duration(time.Second)
+	}
+	c, url, stop := start(t, useData)
+	makeBuckets(t, c, "asyncin", "asyncout")
+	deployAsync(t, c, "durable", fixtureImage(t), nil)
+	putObject(t, c, "asyncin", "d.txt", "d")
+	var outs []*sagemakerruntime.InvokeEndpointAsyncOutput
+	for range 3 {
+		outs = append(outs, invokeAsync(t, c, "durable", "s3://asyncin/d.txt", "mode=hold;gate="+gate))
+	}
+	waitFor(t, 20*time.Second, "requests running", func() (bool, string) {
+		m := get(t, url+"/metrics")
+		return strings.Contains(m, `sagemaker_async_approximate_backlog_size{endpoint="durable"} 3`), "backlog not 3"
+	})
+	stop()
+	for _, o := range outs {
+		if _, ok := getObjectAt(t, data, o); ok {
+			t.Fatalf("request %s finished before the restart", aws.ToString(o.InferenceId))
+		}
+	}
+	if err := writeFile(gate); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ = start(t, useData)
+	for _, o := range outs {
+		// Within the 60 s lease: the shutdown handed the requests back.
+		if got := waitObject(t, c, aws.ToString(o.OutputLocation), 30*time.Second); got != "held\n" {
+			t.Errorf("output %q", got)
+		}
+		if _, ok := getObject(t, c, aws.ToString(o.FailureLocation)); ok {
+			t.Errorf("request %s has a failure object too", aws.ToString(o.InferenceId))
+		}
+	}
+}
+
+// getObjectAt looks for a request's output in a stopped server's data
+// directory (the embedded store keeps objects as files).
+func getObjectAt(t testing.TB, data string, o *sagemakerruntime.InvokeEndpointAsyncOutput) (string, bool) {
+	t.Helper()
+	var found string
+	_ = filepathWalk(data, aws.ToString(o.InferenceId)+".out", &found)
+	return found, found != ""
+}
+
+func filepathWalk(root, suffix string, found *string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, suffix) {
+			*found = p
+		}
+		return nil
+	})
 }
