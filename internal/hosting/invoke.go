@@ -74,6 +74,10 @@ func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, err
 			cancel()
 			return nil, err
 		}
+		if v.async {
+			cancel()
+			return nil, s.errSyncOnAsync(in.EndpointName)
+		}
 		var limited *limitedBody
 		if v.serverless != nil {
 			if in.Request.Size > s.cfg.Serverless.MaxPayloadBytes {
