@@ -7,7 +7,9 @@
 # through its life: create model/config/endpoint, wait, describe, list, invoke
 # (checked numerically against python3-xgboost's predictions), error shapes,
 # scaling the instance count, Application Auto Scaling, a blue/green update,
-# and deletion. Every step prints `ok: <step>`; the last line is
+# a serverless endpoint (cold start, warm, scale to zero with
+# hosting.serverless_idle_timeout 2s, cold again, provisioned concurrency), and
+# deletion. Every step prints `ok: <step>`; the last line is
 # `N passed, M failed` (the CI log reader counts it). On a failure it prints the
 # step's output and the server log's tail and exits non-zero.
 #
@@ -21,6 +23,16 @@
 # the waits below use a copy of the stock EndpointInService/EndpointDeleted
 # waiter definitions (same acceptors, delay 1 s) from that path: the real
 # `aws sagemaker wait` code runs, only faster.
+#
+# Serverless: Debian's CLI (2.9.19, API model of early 2023) predates
+# ProvisionedConcurrency and ServerlessUpdateConfig, so it refuses them
+# client-side ("Unknown parameter"). The same AWS_DATA_PATH directory gets a
+# copy of the CLI's own SageMaker model with those three members added as AWS's
+# current model defines them (patch_sagemaker_model below); the calls that need
+# them (`sm_new`) run the stock CLI code on that model. A CLI that already knows
+# them is left alone. Whether an invocation paid a cold start is in the
+# X-Inferbox-Cold-Start response header, read from `aws --debug`'s log of the
+# response headers.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -98,6 +110,8 @@ sm() { aws_ sagemaker "$@"; }
 aas() { aws_ application-autoscaling "$@"; }
 # wait_ WAITER ENDPOINT: the CLI's own waiter with the 1 s waiter definitions.
 wait_() { AWS_DATA_PATH="$WORK/models" timeout 90 "$AWS_CLI" --endpoint-url "$URL" sagemaker wait "$1" --endpoint-name "$2"; }
+# sm_new: sagemaker with the API model that knows ProvisionedConcurrency.
+sm_new() { AWS_DATA_PATH="$WORK/models" "$AWS_CLI" --endpoint-url "$URL" sagemaker "$@"; }
 
 free_port() {
 	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -140,11 +154,56 @@ cat >"$WORK/models/sagemaker/2017-07-24/waiters-2.json" <<'EOF'
 }
 EOF
 
+# patch_sagemaker_model: copy the CLI's SageMaker API model into AWS_DATA_PATH
+# with ProvisionedConcurrency and ServerlessUpdateConfig added (see the header).
+patch_sagemaker_model() {
+	local py
+	py=$(head -n 1 "$(command -v "$AWS_CLI")" | sed -n 's/^#! *//p' | cut -d' ' -f1)
+	[[ -x "$py" ]] || return 0 # not a Python script: nothing to patch
+	"$py" - "$WORK/models/sagemaker/2017-07-24/service-2.json" <<'EOF'
+import gzip, importlib, json, os, sys
+for mod in ("awscli.botocore", "botocore"):
+    try:
+        base = os.path.join(os.path.dirname(importlib.import_module(mod).__file__), "data/sagemaker/2017-07-24")
+    except ImportError:
+        continue
+    for name, opener in (("service-2.json", open), ("service-2.json.gz", gzip.open)):
+        if os.path.exists(os.path.join(base, name)):
+            with opener(os.path.join(base, name), "rt") as f:
+                model = json.load(f)
+            break
+    else:
+        continue
+    break
+else:
+    sys.exit(0)
+shapes = model["shapes"]
+if "ProductionVariantServerlessUpdateConfig" in shapes:
+    sys.exit(0)  # the CLI is new enough
+shapes["ServerlessProvisionedConcurrency"] = {"type": "integer", "box": True, "min": 1, "max": 200}
+shapes["ProductionVariantServerlessConfig"]["members"]["ProvisionedConcurrency"] = {"shape": "ServerlessProvisionedConcurrency"}
+shapes["ProductionVariantServerlessUpdateConfig"] = {"type": "structure", "members": {
+    "MaxConcurrency": {"shape": "ServerlessMaxConcurrency"},
+    "ProvisionedConcurrency": {"shape": "ServerlessProvisionedConcurrency"}}}
+shapes["DesiredWeightAndCapacity"]["members"]["ServerlessUpdateConfig"] = {"shape": "ProductionVariantServerlessUpdateConfig"}
+with open(sys.argv[1], "w") as f:
+    json.dump(model, f)
+EOF
+}
+patch_sagemaker_model || fail "patch sagemaker model" "could not copy the CLI's SageMaker API model"
+
+# Serverless instances idle for 2 s are stopped (default 5m), so the scenario
+# sees scale to zero in seconds.
+cat >"$WORK/inferbox.yaml" <<'EOF'
+hosting:
+  serverless_idle_timeout: 2s
+EOF
+
 # Start the server; a port taken between free_port and bind is retried.
 for attempt in 1 2 3; do
 	PORT=$(free_port)
 	URL="http://127.0.0.1:$PORT"
-	"$INFERBOX_BIN" serve --listen "127.0.0.1:$PORT" --data "$WORK/data" --log text >"$WORK/server.log" 2>&1 &
+	"$INFERBOX_BIN" serve --listen "127.0.0.1:$PORT" --data "$WORK/data" --config "$WORK/inferbox.yaml" --log text >"$WORK/server.log" 2>&1 &
 	SERVER_PID=$!
 	deadline=$((SECONDS + 20))
 	while ((SECONDS < deadline)) && kill -0 "$SERVER_PID" 2>/dev/null; do
@@ -335,6 +394,77 @@ run "invoke after update" aws_ sagemaker-runtime invoke-endpoint --endpoint-name
 	--content-type text/csv --body "fileb://$REPO/examples/xgboost/sample.csv" "$WORK/out2.csv"
 check_predictions "invoke after update" "$WORK/out2.csv"
 ok "invoke-endpoint after update"
+
+# --- serverless ---------------------------------------------------------------
+
+SL=cli-serverless
+
+# invoke_sl STEP OUT WANT: InvokeEndpoint on the serverless endpoint with
+# --debug; the predictions must match and the X-Inferbox-Cold-Start header
+# (from the debug log of the response headers) must start with WANT. The
+# header is left in $COLD.
+invoke_sl() {
+	run "$1" aws_ --debug sagemaker-runtime invoke-endpoint --endpoint-name $SL \
+		--content-type text/csv --body "fileb://$REPO/examples/xgboost/sample.csv" "$2"
+	COLD=$(sed -n "s/.*'X-Inferbox-Cold-Start': '\([^']*\)'.*/\1/p" "$WORK/err" | tail -n 1)
+	[[ "$COLD" == "$3"* ]] || fail "$1" "X-Inferbox-Cold-Start is '$COLD', want '$3…'"
+	check_predictions "$1" "$2"
+}
+
+run "create-endpoint-config (serverless)" sm create-endpoint-config --endpoint-config-name cli-sl-config \
+	--production-variants 'VariantName=AllTraffic,ModelName=cli-model,ServerlessConfig={MemorySizeInMB=2048,MaxConcurrency=5}'
+expect_in "$WORK/out" "create-endpoint-config (serverless)" "endpoint-config/cli-sl-config"
+run "create-endpoint (serverless)" sm create-endpoint --endpoint-name $SL --endpoint-config-name cli-sl-config
+run "wait endpoint-in-service (serverless)" wait_ endpoint-in-service $SL
+ok "create serverless endpoint: MemorySizeInMB=2048, MaxConcurrency=5"
+
+run "describe-endpoint (serverless)" sm describe-endpoint --endpoint-name $SL \
+	--query '[EndpointStatus, ProductionVariants[0].CurrentInstanceCount, ProductionVariants[0].CurrentServerlessConfig.MemorySizeInMB, ProductionVariants[0].CurrentServerlessConfig.MaxConcurrency]' \
+	--output text
+expect "describe-endpoint (serverless)" "$(printf 'InService\t0\t2048\t5')"
+ok "describe-endpoint: InService, 0 instances, CurrentServerlessConfig 2048 MB / 5"
+
+invoke_sl "invoke serverless (cold)" "$WORK/sl1.csv" "true; duration_ms="
+ok "invoke-endpoint serverless: cold start ($COLD), predictions match"
+
+invoke_sl "invoke serverless (warm)" "$WORK/sl2.csv" "false"
+ok "invoke-endpoint serverless again: warm (X-Inferbox-Cold-Start: false)"
+
+# Idle for hosting.serverless_idle_timeout (2s): back to zero instances.
+deadline=$((SECONDS + 20))
+while :; do
+	run "describe-endpoint (scale to zero)" sm describe-endpoint --endpoint-name $SL \
+		--query 'ProductionVariants[0].CurrentInstanceCount' --output text
+	[[ "$(tr -d '[:space:]' <"$WORK/out")" == 0 ]] && break
+	((SECONDS < deadline)) || fail "scale to zero" "CurrentInstanceCount $(cat "$WORK/out") after 20 s"
+	sleep 0.5
+done
+ok "scale to zero after the idle timeout: CurrentInstanceCount 0"
+
+invoke_sl "invoke serverless (cold again)" "$WORK/sl3.csv" "true; duration_ms="
+ok "invoke-endpoint after scale to zero: cold start again ($COLD)"
+
+run "update-endpoint-weights-and-capacities (serverless)" sm_new update-endpoint-weights-and-capacities \
+	--endpoint-name $SL \
+	--desired-weights-and-capacities 'VariantName=AllTraffic,ServerlessUpdateConfig={MaxConcurrency=10,ProvisionedConcurrency=2}'
+run "wait after serverless update" wait_ endpoint-in-service $SL
+# Provisioned concurrency 2 at hosting.instance_concurrency 4: one instance,
+# warm through idle periods.
+deadline=$((SECONDS + 20))
+while :; do
+	run "describe after serverless update" sm_new describe-endpoint --endpoint-name $SL \
+		--query '[EndpointStatus, ProductionVariants[0].CurrentInstanceCount, ProductionVariants[0].CurrentServerlessConfig.MaxConcurrency, ProductionVariants[0].CurrentServerlessConfig.ProvisionedConcurrency]' \
+		--output text
+	[[ "$(tr -d '\r' <"$WORK/out" | sed -e 's/[[:space:]]*$//')" == "$(printf 'InService\t1\t10\t2')" ]] && break
+	((SECONDS < deadline)) || expect "describe after serverless update" "$(printf 'InService\t1\t10\t2')"
+	sleep 0.5
+done
+ok "update-endpoint-weights-and-capacities: MaxConcurrency 10, ProvisionedConcurrency 2, 1 warm instance"
+
+run "delete-endpoint (serverless)" sm delete-endpoint --endpoint-name $SL
+run "wait endpoint-deleted (serverless)" wait_ endpoint-deleted $SL
+run "delete-endpoint-config (serverless)" sm delete-endpoint-config --endpoint-config-name cli-sl-config
+ok "delete serverless endpoint and config"
 
 # --- delete -------------------------------------------------------------------
 

@@ -40,8 +40,42 @@ type Config struct {
 	Hosting   Hosting   `yaml:"hosting"`
 	Autoscale Autoscale `yaml:"autoscale"`
 	Storage   Storage   `yaml:"storage"`
+	Queue     Queue     `yaml:"queue"`
+	Async     Async     `yaml:"async"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Queue configures the durable work queue (NATS JetStream).
+type Queue struct {
+	// URL is an external NATS server or cluster; empty embeds a server in
+	// the process with file storage under <data>/queue.
+	URL string `yaml:"url"`
+	// SyncAlways fsyncs every stored message (embedded server): survives
+	// power loss, not only a process crash, at some enqueue throughput.
+	SyncAlways bool `yaml:"sync_always"`
+	// AckWait is a delivery's lease, extended while the work runs.
+	AckWait Duration `yaml:"ack_wait"`
+	// MaxDeliver bounds deliveries (model-error retries and crash
+	// redeliveries) before a request fails.
+	MaxDeliver int `yaml:"max_deliver"`
+}
+
+// Async configures asynchronous endpoints.
+type Async struct {
+	// IdleTimeout is how long an async instance may sit idle before it
+	// stops (scale to zero).
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// RetryDelay is the first delay before a request whose model failed is
+	// retried; it doubles each attempt.
+	RetryDelay Duration `yaml:"retry_delay"`
+	// MinRequestTTL is the lowest X-Amzn-SageMaker-RequestTTLSeconds
+	// accepted (SageMaker: 60 s; tests lower it).
+	MinRequestTTL Duration `yaml:"min_request_ttl"`
+	// Topics maps SNS topic ARNs in NotificationConfig to webhook URLs.
+	Topics map[string]string `yaml:"topics"`
+	// NotifyAttempts bounds webhook deliveries of one notification.
+	NotifyAttempts int `yaml:"notify_attempts"`
 }
 
 // Auth configures request authentication.
@@ -157,6 +191,13 @@ func Default() Config {
 			ServerlessStartTimeout:    Duration(3 * time.Minute),
 			ServerlessMaxPayloadBytes: 4 << 20,
 		},
+		Queue: Queue{AckWait: Duration(60 * time.Second), MaxDeliver: 3},
+		Async: Async{
+			IdleTimeout:    Duration(5 * time.Minute),
+			RetryDelay:     Duration(time.Second),
+			MinRequestTTL:  Duration(60 * time.Second),
+			NotifyAttempts: 10,
+		},
 		Storage: Storage{
 			S3:                 "embedded",
 			VirtualHostDomains: []string{"localhost"},
@@ -271,6 +312,34 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("storage.s3", c.Storage.S3, "want embedded or external")
+	}
+	if c.Queue.URL != "" {
+		if u, err := url.Parse(c.Queue.URL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			bad("queue.url", c.Queue.URL, "want a nats:// or tls:// URL")
+		}
+	}
+	if c.Queue.AckWait < Duration(time.Second) {
+		bad("queue.ack_wait", c.Queue.AckWait.D(), "must be at least 1s")
+	}
+	if c.Queue.MaxDeliver < 1 {
+		bad("queue.max_deliver", c.Queue.MaxDeliver, "must be at least 1")
+	}
+	if c.Async.IdleTimeout <= 0 {
+		bad("async.idle_timeout", c.Async.IdleTimeout.D(), "must be positive")
+	}
+	if c.Async.RetryDelay < 0 {
+		bad("async.retry_delay", c.Async.RetryDelay.D(), "must not be negative")
+	}
+	if c.Async.MinRequestTTL < Duration(time.Second) {
+		bad("async.min_request_ttl", c.Async.MinRequestTTL.D(), "must be at least 1s")
+	}
+	if c.Async.NotifyAttempts < 1 {
+		bad("async.notify_attempts", c.Async.NotifyAttempts, "must be at least 1")
+	}
+	for arn, u := range c.Async.Topics {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("async.topics."+arn, u, "want an http:// or https:// URL")
+		}
 	}
 	if len(c.AccountID) != 12 {
 		bad("account_id", c.AccountID, "must be 12 digits")

@@ -20,8 +20,8 @@ func (s *Service) CreateEndpointConfig(ctx context.Context, c *catalog.EndpointC
 	if err := s.validateVariants(ctx, c.ProductionVariants); err != nil {
 		return nil, err
 	}
-	if c.AsyncInferenceConfig != nil {
-		return nil, apierr.Validationf("AsyncInferenceConfig is not supported yet: asynchronous endpoints arrive with a later release of inferbox.")
+	if err := s.validateAsync(c); err != nil {
+		return nil, err
 	}
 	c.EndpointConfigArn = s.arn("endpoint-config", c.EndpointConfigName)
 	c.CreationTime = catalog.Now()

@@ -93,7 +93,7 @@ func (s *Service) buildVariants(ctx context.Context, endpoint string, cfg *catal
 		if !ok {
 			st = initialStates(&catalog.EndpointConfig{ProductionVariants: []catalog.ProductionVariant{pv}})[0]
 		}
-		v, err := s.newVariant(ctx, endpoint, pv, st)
+		v, err := s.newVariant(ctx, endpoint, pv, st, cfg.AsyncInferenceConfig)
 		if err != nil {
 			return vs, err
 		}
@@ -127,7 +127,7 @@ func (s *Service) buildVariants(ctx context.Context, endpoint string, cfg *catal
 }
 
 // newVariant builds an empty pool for a production variant.
-func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.ProductionVariant, st catalog.VariantState) (*liveVariant, error) {
+func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.ProductionVariant, st catalog.VariantState, async *catalog.AsyncInferenceConfig) (*liveVariant, error) {
 	m, err := s.deps.Store.GetModel(ctx, pv.ModelName)
 	if err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {
@@ -168,6 +168,9 @@ func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.Pr
 		s.serverlessPool(&pc, endpoint, pv.VariantName, sc)
 		v.serverless = sc
 		v.desired = s.warmCount(sc)
+	}
+	if async != nil {
+		s.asyncPool(&pc, v, async)
 	}
 	v.pool = pool.New(pc)
 	return v, nil

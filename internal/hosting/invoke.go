@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -73,11 +74,27 @@ func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, err
 			cancel()
 			return nil, err
 		}
-		if v.serverless != nil && in.Request.Size > s.cfg.Serverless.MaxPayloadBytes {
+		if v.async {
+			cancel()
+			return nil, s.errSyncOnAsync(in.EndpointName)
+		}
+		var limited *limitedBody
+		if v.serverless != nil {
+			if in.Request.Size > s.cfg.Serverless.MaxPayloadBytes {
+				cancel()
+				return nil, apierr.Validationf("Request %s has oversize body.", in.RequestID)
+			}
+			if in.Request.Size < 0 && attempt == 0 {
+				// A body of unknown length (chunked) is cut off at the limit.
+				limited = &limitedBody{r: in.Request.Body, left: s.cfg.Serverless.MaxPayloadBytes}
+				in.Request.Body = limited
+			}
+		}
+		res, err := v.pool.Invoke(ctx, in.Request, pool.Normal)
+		if err != nil && limited != nil && limited.over {
 			cancel()
 			return nil, apierr.Validationf("Request %s has oversize body.", in.RequestID)
 		}
-		res, err := v.pool.Invoke(ctx, in.Request, pool.Normal)
 		if errors.Is(err, pool.ErrClosed) && attempt < 3 {
 			// The variant was replaced (blue/green switch, scale-in) between
 			// routing and acquiring an instance: route again.
@@ -210,4 +227,33 @@ func (s *Service) recordFailure(in *InvokeInput, v *liveVariant, err error) {
 		status = 400
 	}
 	s.record(in, v.name, memoryMB, status, 0)
+}
+
+// limitedBody fails a read past its limit and remembers that it did.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+// errOversize is the read error past a serverless body's limit.
+var errOversize = errors.New("request body over the payload limit")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Probe: a body that ends exactly at the limit is fine.
+		var one [1]byte
+		n, err := b.r.Read(one[:])
+		if n > 0 {
+			b.over = true
+			return 0, errOversize
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

@@ -97,7 +97,7 @@ func (s *Service) trackProvisioned(v *liveVariant, endpoint string, n int) {
 // reapIdle stops serverless instances that have been idle for
 // IdleTimeout, keeping provisioned concurrency warm, until ctx ends.
 func (s *Service) reapIdle(ctx context.Context) {
-	every := min(max(s.cfg.Serverless.IdleTimeout/10, 10*time.Millisecond), 10*time.Second)
+	every := min(max(min(s.cfg.Serverless.IdleTimeout, s.cfg.AsyncIdleTimeout)/10, 10*time.Millisecond), 10*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -106,6 +106,10 @@ func (s *Service) reapIdle(ctx context.Context) {
 			return
 		case now := <-t.C:
 			for _, v := range s.serverlessVariants() {
+				if v.async {
+					v.pool.StopIdle(0, s.cfg.AsyncIdleTimeout, now)
+					continue
+				}
 				v.pool.StopIdle(v.desired, s.cfg.Serverless.IdleTimeout, now)
 				v.pool.EnsureAtLeast(v.desired)
 			}
@@ -124,7 +128,7 @@ func (s *Service) serverlessVariants() []*liveVariant {
 	for _, le := range eps {
 		le.mu.RLock()
 		for _, v := range le.variants {
-			if v.serverless != nil {
+			if v.serverless != nil || v.async {
 				out = append(out, v)
 			}
 		}

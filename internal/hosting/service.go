@@ -43,6 +43,9 @@ type Config struct {
 	MaxPayloadBytes int64
 	// Serverless settings.
 	Serverless ServerlessConfig
+	// AsyncIdleTimeout is how long an async variant's instance may sit
+	// idle before it stops (scale to zero); default 5 minutes.
+	AsyncIdleTimeout time.Duration
 }
 
 // ServerlessConfig holds the serverless variants' settings.
@@ -96,6 +99,8 @@ type Service struct {
 
 	mu   sync.RWMutex
 	live map[string]*liveEndpoint // by lower-cased endpoint name
+
+	backlog Backlog // async queue depth; set before Start
 }
 
 // liveEndpoint is an endpoint's running state.
@@ -121,6 +126,8 @@ type liveVariant struct {
 	// instance-based variants.
 	serverless  *catalog.ServerlessConfig
 	provisioned []string // usage-ledger ids of provisioned-concurrency units
+	// async variants take only InvokeAsync and scale to zero when idle.
+	async bool
 }
 
 // New returns a service; nothing runs until Start.
@@ -139,6 +146,9 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if cfg.Serverless.StartTimeout <= 0 {
 		cfg.Serverless.StartTimeout = 3 * time.Minute
+	}
+	if cfg.AsyncIdleTimeout <= 0 {
+		cfg.AsyncIdleTimeout = 5 * time.Minute
 	}
 	if cfg.Serverless.MaxPayloadBytes <= 0 {
 		cfg.Serverless.MaxPayloadBytes = 4 << 20

@@ -263,6 +263,9 @@ func (s *Service) applyStates(ctx context.Context, le *liveEndpoint, states []ca
 				s.trackProvisioned(v, le.name, sc.ProvisionedConcurrency)
 			} else {
 				v.desired = st.DesiredInstanceCount
+				if v.async {
+					v.pool.SetElasticLimits(0, max(v.desired, 1))
+				}
 			}
 			resize = append(resize, v)
 		}
@@ -349,7 +352,7 @@ func (s *Service) Stats(resourceID string) (pool.Stats, int, bool) {
 	defer le.mu.RUnlock()
 	for _, v := range le.variants {
 		if v.name == vName {
-			return v.pool.Snapshot(), v.desired, true
+			return s.withBacklog(le.name, v, v.pool.Snapshot()), v.desired, true
 		}
 	}
 	return pool.Stats{}, 0, false

@@ -211,15 +211,36 @@ func (e *Embedded) GetObject(ctx context.Context, bucket, key string, rng *Range
 		f.Close()
 		return nil, info, err
 	}
-	return &sectionReadCloser{io.NewSectionReader(f, start, n), f}, info, nil
+	rc, err := openRange(f, start, n)
+	if err != nil {
+		f.Close()
+		return nil, info, err
+	}
+	return rc, info, nil
 }
 
-type sectionReadCloser struct {
-	*io.SectionReader
+// fileRange is n bytes of a file from its current offset. Its WriteTo
+// hands the writer an *io.LimitedReader over the *os.File itself, the
+// shape net.TCPConn.ReadFrom (through http's response.ReadFrom) turns into
+// sendfile(2); an io.SectionReader would hide the file and copy through
+// user space.
+type fileRange struct {
 	f *os.File
+	r io.LimitedReader
 }
 
-func (s *sectionReadCloser) Close() error { return s.f.Close() }
+// openRange positions f at start and returns a reader of its next n
+// bytes that closes f.
+func openRange(f *os.File, start, n int64) (*fileRange, error) {
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return &fileRange{f: f, r: io.LimitedReader{R: f, N: n}}, nil
+}
+
+func (s *fileRange) Read(p []byte) (int, error)         { return s.r.Read(p) }
+func (s *fileRange) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, &s.r) }
+func (s *fileRange) Close() error                       { return s.f.Close() }
 
 // HeadObject describes bucket/key.
 func (e *Embedded) HeadObject(ctx context.Context, bucket, key string) (Info, error) {
@@ -348,7 +369,7 @@ func fileInfo(bucket, key string, fi fs.FileInfo, m objMeta) Info {
 	}
 	return Info{
 		URI: S3URI(bucket, key), Key: key, Size: fi.Size(), ETag: m.ETag,
-		LastModified: fi.ModTime().UTC(), ContentType: ct, Metadata: m.Metadata,
+		LastModified: fi.ModTime().UTC(), ContentType: ct, Metadata: m.Metadata, Parts: m.Parts,
 	}
 }
 

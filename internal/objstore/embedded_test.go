@@ -264,7 +264,7 @@ func TestEmbeddedMultipart(t *testing.T) {
 	var parts []CompletePart
 	sums := md5.New()
 	for i, body := range [][]byte{p1, p2} {
-		p, err := e.UploadPart(ctx, "bkt", "big", u.ID, i+1, bytes.NewReader(body), nil)
+		p, err := e.UploadPart(ctx, "bkt", "big", u.ID, i+1, bytes.NewReader(body), int64(len(body)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,15 +297,15 @@ func TestEmbeddedMultipart(t *testing.T) {
 	}
 	// A small part that is not the last is refused.
 	u2, _ := e.CreateUpload(ctx, "bkt", "small", PutOptions{})
-	a, _ := e.UploadPart(ctx, "bkt", "small", u2.ID, 1, strings.NewReader("a"), nil)
-	c, _ := e.UploadPart(ctx, "bkt", "small", u2.ID, 2, strings.NewReader("c"), nil)
+	a, _ := e.UploadPart(ctx, "bkt", "small", u2.ID, 1, strings.NewReader("a"), 1, nil)
+	c, _ := e.UploadPart(ctx, "bkt", "small", u2.ID, 2, strings.NewReader("c"), 1, nil)
 	if _, err := e.CompleteUpload(ctx, "bkt", "small", u2.ID, []CompletePart{{1, a.ETag}, {2, c.ETag}}); !errors.Is(err, ErrEntityTooSmall) {
 		t.Fatalf("small part: %v", err)
 	}
 	if err := e.AbortUpload(ctx, "bkt", "small", u2.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.UploadPart(ctx, "bkt", "small", "../../../etc", 1, strings.NewReader("x"), nil); !errors.Is(err, ErrNoSuchUpload) {
+	if _, err := e.UploadPart(ctx, "bkt", "small", "../../../etc", 1, strings.NewReader("x"), 1, nil); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("traversal upload id: %v", err)
 	}
 }

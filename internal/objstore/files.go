@@ -41,7 +41,12 @@ func (files) open(ctx context.Context, p string, rng *Range) (io.ReadCloser, Inf
 		f.Close()
 		return nil, info, err
 	}
-	return &sectionReadCloser{io.NewSectionReader(f, start, n), f}, info, nil
+	rc, err := openRange(f, start, n)
+	if err != nil {
+		f.Close()
+		return nil, info, err
+	}
+	return rc, info, nil
 }
 
 func (fs_ files) put(ctx context.Context, p string, r io.Reader, opts PutOptions) (Info, error) {

@@ -32,6 +32,11 @@ type objMeta struct {
 	ETag        string            `json:"etag"`
 	ContentType string            `json:"content_type,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Slot is set on the record of a multipart part written in place in
+	// its upload's data file (see inplace.go).
+	Slot *slotRef `json:"slot,omitempty"`
+	// Parts is a completed multipart object's layout.
+	Parts *PartLayout `json:"parts,omitempty"`
 }
 
 func setMeta(f *os.File, m objMeta) error {
@@ -168,7 +173,7 @@ func syncDir(dir string) {
 }
 
 // md5Copy copies r into f and returns the hex MD5 of what it copied.
-func md5Copy(ctx context.Context, f *os.File, r io.Reader, want []byte) (string, error) {
+func md5Copy(ctx context.Context, f io.Writer, r io.Reader, want []byte) (string, error) {
 	h := md5.New()
 	buf := make([]byte, 1<<20)
 	if _, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, buf); err != nil {

@@ -19,9 +19,13 @@ import (
 )
 
 // Multipart uploads (S3's CreateMultipartUpload, UploadPart,
-// CompleteMultipartUpload): each part is written like an object, into
-// <root>/.uploads/<id>/<part number>; Complete streams the parts, in order,
-// into one atomic write of the final object, then removes the upload.
+// CompleteMultipartUpload) live in <root>/.uploads/<id>/. A part of the
+// upload's common part size is written in place into the upload's data
+// file, which Complete renames into place (inplace.go); any other part is
+// written like an object, into <root>/.uploads/<id>/<part number>, and
+// Complete then streams the parts, in order, into one atomic write of the
+// final object. Either way the object appears only on Complete, and the
+// upload is removed.
 
 // MinPartSize is the smallest part S3 accepts, except for the last one.
 const MinPartSize = 5 << 20
@@ -97,8 +101,10 @@ func (e *Embedded) upload(bucket, key, id string) (Upload, string, error) {
 func partName(n int) string { return fmt.Sprintf("%05d", n) }
 
 // UploadPart writes part n (1..10000) of an upload from r, replacing an
-// earlier part n.
-func (e *Embedded) UploadPart(ctx context.Context, bucket, key, id string, n int, r io.Reader, contentMD5 []byte) (Part, error) {
+// earlier part n. size is the part's length when the caller knows it (a
+// Content-Length), else -1; only parts of known length are written in
+// place.
+func (e *Embedded) UploadPart(ctx context.Context, bucket, key, id string, n int, r io.Reader, size int64, contentMD5 []byte) (Part, error) {
 	if n < 1 || n > MaxParts {
 		return Part{}, fmt.Errorf("%w: part number %d is not between 1 and %d", ErrInvalidPart, n, MaxParts)
 	}
@@ -107,11 +113,22 @@ func (e *Embedded) UploadPart(ctx context.Context, bucket, key, id string, n int
 		return Part{}, err
 	}
 	var etag string
-	fi, err := commit(ctx, e.tmpDir(), filepath.Join(dir, partName(n)), objMeta{}, false, func(f *os.File) (string, error) {
-		var err error
-		etag, err = md5Copy(ctx, f, r, contentMD5)
-		return etag, err
-	})
+	var fi fs.FileInfo
+	if slot, ok := claimRegion(dir, n, size); ok {
+		etag, fi, err = e.writeInPlace(ctx, dir, n, slot, r, contentMD5)
+		if fi != nil {
+			fi = sizedInfo{fi, slot.Size}
+		}
+		if errors.Is(err, errMoved) || errors.Is(err, fs.ErrNotExist) {
+			err = ErrKeyConflict // completed or aborted meanwhile
+		}
+	} else {
+		fi, err = commit(ctx, e.tmpDir(), filepath.Join(dir, partName(n)), objMeta{}, false, func(f *os.File) (string, error) {
+			var err error
+			etag, err = md5Copy(ctx, f, r, contentMD5)
+			return etag, err
+		})
+	}
 	if err != nil {
 		if errors.Is(err, ErrKeyConflict) {
 			return Part{}, fmt.Errorf("%w: %s", ErrNoSuchUpload, id) // aborted meanwhile
@@ -134,6 +151,22 @@ func (e *Embedded) ListParts(ctx context.Context, bucket, key, id string) (Uploa
 	return u, parts, err
 }
 
+// sizedInfo reports an in-place part record with its part's size.
+type sizedInfo struct {
+	fs.FileInfo
+	size int64
+}
+
+func (s sizedInfo) Size() int64 { return s.size }
+
+// partRec is a part and where its bytes are: its own file at path, or
+// slot of the upload's data file.
+type partRec struct {
+	Part
+	path string
+	slot *slotRef
+}
+
 func readParts(dir string) ([]Part, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -149,23 +182,28 @@ func readParts(dir string) ([]Part, error) {
 		if err != nil {
 			continue
 		}
-		parts = append(parts, p)
+		parts = append(parts, p.Part)
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
 	return parts, nil
 }
 
-func readPart(path string, n int) (Part, error) {
+func readPart(path string, n int) (partRec, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Part{}, err
+		return partRec{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return Part{}, err
+		return partRec{}, err
 	}
-	return Part{Number: n, ETag: getMeta(f, fi).ETag, Size: fi.Size(), LastModified: fi.ModTime().UTC()}, nil
+	m := getMeta(f, fi)
+	p := partRec{Part: Part{Number: n, ETag: m.ETag, Size: fi.Size(), LastModified: fi.ModTime().UTC()}, path: path, slot: m.Slot}
+	if m.Slot != nil {
+		p.Size = m.Slot.Size
+	}
+	return p, nil
 }
 
 // CompletePart names a part in a CompleteMultipartUpload request.
@@ -185,7 +223,8 @@ func (e *Embedded) CompleteUpload(ctx context.Context, bucket, key, id string, l
 	if len(list) == 0 {
 		return Info{}, fmt.Errorf("%w: you must specify at least one part", ErrInvalidPart)
 	}
-	paths := make([]string, len(list))
+	recs := make([]partRec, len(list))
+	var size int64
 	sums := md5.New()
 	for i := 1; i < len(list); i++ {
 		if list[i].Number <= list[i-1].Number {
@@ -193,8 +232,7 @@ func (e *Embedded) CompleteUpload(ctx context.Context, bucket, key, id string, l
 		}
 	}
 	for i, cp := range list {
-		paths[i] = filepath.Join(dir, partName(cp.Number))
-		p, err := readPart(paths[i], cp.Number)
+		p, err := readPart(filepath.Join(dir, partName(cp.Number)), cp.Number)
 		if cp.Number < 1 || cp.Number > MaxParts || err != nil || p.ETag != strings.Trim(cp.ETag, `"`) {
 			return Info{}, fmt.Errorf("%w: part %d was not found or its ETag does not match", ErrInvalidPart, cp.Number)
 		}
@@ -203,6 +241,7 @@ func (e *Embedded) CompleteUpload(ctx context.Context, bucket, key, id string, l
 		}
 		raw, _ := hex.DecodeString(p.ETag)
 		sums.Write(raw)
+		recs[i], size = p, size+p.Size
 	}
 	dst, err := e.objectPath(bucket, key)
 	if err != nil {
@@ -211,15 +250,27 @@ func (e *Embedded) CompleteUpload(ctx context.Context, bucket, key, id string, l
 	meta := objMeta{
 		ETag:        hex.EncodeToString(sums.Sum(nil)) + "-" + strconv.Itoa(len(list)),
 		ContentType: u.ContentType, Metadata: u.Metadata,
+		Parts: uniformLayout(recs),
 	}
-	fi, err := commit(ctx, e.tmpDir(), dst, meta, true, func(f *os.File) (string, error) {
-		for _, p := range paths {
-			if err := appendFile(ctx, f, p); err != nil {
-				return "", err
+	var fi fs.FileInfo
+	if inPlaceWhole(dir, recs) {
+		fi, err = e.completeInPlace(ctx, dir, dst, size, meta)
+	} else {
+		fi, err = commit(ctx, e.tmpDir(), dst, meta, true, func(f *os.File) (string, error) {
+			for _, p := range recs {
+				var err error
+				if p.slot != nil {
+					err = appendRange(ctx, f, dir, *p.slot)
+				} else {
+					err = appendFile(ctx, f, p.path)
+				}
+				if err != nil {
+					return "", err
+				}
 			}
-		}
-		return "", nil
-	})
+			return "", nil
+		})
+	}
 	if err != nil {
 		return Info{}, fmt.Errorf("complete upload to s3://%s/%s: %w", bucket, key, err)
 	}
@@ -254,4 +305,16 @@ func (e *Embedded) AbortUpload(ctx context.Context, bucket, key, id string) erro
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// uniformLayout is the part layout of parts that all have one size but
+// the last (what the AWS CLI and SDKs upload), or nil.
+func uniformLayout(recs []partRec) *PartLayout {
+	l := &PartLayout{Count: len(recs), Size: recs[0].Size}
+	for i, p := range recs {
+		if (i < len(recs)-1 && p.Size != l.Size) || (i == len(recs)-1 && p.Size > l.Size) {
+			return nil
+		}
+	}
+	return l
 }

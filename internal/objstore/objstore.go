@@ -61,6 +61,34 @@ type Info struct {
 	// Metadata is the user metadata (x-amz-meta-*), lower-case names
 	// without the prefix.
 	Metadata map[string]string
+	// Parts describes a multipart object's part layout (nil otherwise),
+	// for GetObject's partNumber.
+	Parts *PartLayout
+}
+
+// PartLayout is a multipart object's parts: Count parts, all of Size bytes
+// but the last, which has the rest. Objects whose parts differ in size
+// (other than the last) keep no layout.
+type PartLayout struct {
+	Count int   `json:"n"`
+	Size  int64 `json:"size"`
+}
+
+// PartRange returns the byte range of part n (1-based) of an object of
+// total bytes; ok is false if there is no such part.
+func (p *PartLayout) PartRange(n int, total int64) (r Range, ok bool) {
+	if p == nil || n < 1 || n > p.Count {
+		return Range{}, false
+	}
+	start := int64(n-1) * p.Size
+	end := start + p.Size - 1
+	if n == p.Count {
+		end = total - 1
+	}
+	if start > end {
+		return Range{}, false
+	}
+	return Range{Start: start, End: end}, true
 }
 
 // PutOptions are an object's attributes set at write time.

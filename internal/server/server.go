@@ -22,6 +22,7 @@ import (
 	"github.com/inferbox/inferbox/internal/api/native"
 	"github.com/inferbox/inferbox/internal/api/sagemaker"
 	"github.com/inferbox/inferbox/internal/artifact"
+	"github.com/inferbox/inferbox/internal/async"
 	"github.com/inferbox/inferbox/internal/autoscale"
 	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/config"
@@ -31,6 +32,7 @@ import (
 	"github.com/inferbox/inferbox/internal/meter"
 	"github.com/inferbox/inferbox/internal/metrics"
 	"github.com/inferbox/inferbox/internal/objstore"
+	"github.com/inferbox/inferbox/internal/queue"
 	"github.com/inferbox/inferbox/internal/runtime"
 	"github.com/inferbox/inferbox/internal/runtime/llama"
 	"github.com/inferbox/inferbox/internal/runtime/process"
@@ -50,6 +52,8 @@ type Server struct {
 	metrics *metrics.Metrics
 	hosting *hosting.Service
 	batch   *transform.Service
+	queue   *queue.JetStream
+	async   *async.Service
 	scaling *autoscale.Registry
 	loop    *autoscale.Loop
 	http    *http.Server
@@ -120,6 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			StartTimeout:    cfg.Hosting.ServerlessStartTimeout.D(),
 			MaxPayloadBytes: cfg.Hosting.ServerlessMaxPayloadBytes,
 		},
+		AsyncIdleTimeout: cfg.Async.IdleTimeout.D(),
 	}, hosting.Deps{
 		Store:     store,
 		Ledger:    ledger,
@@ -148,10 +153,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("config: autoscale: %w", err)
 	}
 	scaling := autoscale.NewRegistry(store, loop, h.CheckVariant, cfg.Region, cfg.AccountID)
+	q, err := openQueue(ctx, cfg, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	as := newAsync(cfg, h, q, st, log)
+	m.Registry().MustRegister(as.Collector())
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	batch := transform.New(transform.Config{Region: cfg.Region, AccountID: cfg.AccountID},
 		transform.Deps{Store: store, Objects: st.objects, Hosting: h, Logger: log})
-	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
+	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, queue: q, async: as, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -166,7 +178,7 @@ func (s *Server) routes() http.Handler {
 	verifier := awsproto.NewVerifier(awsproto.Credentials(s.cfg.Auth.AccessKeys), s.cfg.Hosting.MaxPayloadBytes)
 	control := sagemaker.Control(s.hosting, s.log)
 	sagemaker.RegisterTransform(control, s.batch)
-	rt := sagemaker.NewRuntime(s.hosting, s.log)
+	rt := sagemaker.NewRuntime(s.hosting, s.log).WithAsync(s.async)
 	jsonServices := []*awsproto.JSONService{control, autoscaling.Service(s.scaling, s.log)}
 
 	s3 := s.s3Handler(verifier)
@@ -218,6 +230,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.batch.Start(ctx); err != nil {
 		return fmt.Errorf("resume transform jobs: %w", err)
 	}
+	if err := s.startAsync(ctx); err != nil {
+		return fmt.Errorf("start async workers: %w", err)
+	}
 	if err := s.scaling.Restore(ctx); err != nil {
 		return fmt.Errorf("restore scaling policies: %w", err)
 	}
@@ -249,9 +264,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Shutdown stops inferbox in order: stop accepting connections and drain
-// in-flight requests; stop background loops; stop every instance; flush the
-// usage ledger; close the catalog. Transform jobs stop before endpoint
-// instances and stay InProgress, to resume at the next start. It is idempotent.
+// in-flight requests; stop background loops; stop transform jobs (they
+// stay InProgress, to resume at the next start) and the async workers
+// (their running requests go back to the queue); stop every instance;
+// close the queue; flush the usage ledger; close the catalog. It is
+// idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.log.Info("shutting down")
@@ -261,14 +278,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.cancel() // autoscaler and ledger loops
 		s.wg.Wait()
-		// Transform jobs before hosting: their pools' instances are
-		// started through hosting and must be gone first.
+		// Transform jobs and async workers before hosting: they use pools
+		// whose instances hosting started, which must be gone first.
 		if err := s.batch.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop transform jobs: %w", err))
+		}
+		if err := s.async.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop async workers: %w", err))
 		}
 		if err := s.hosting.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop instances: %w", err))
 		}
+		s.queue.Close()
 		if err := s.ledger.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close ledger: %w", err))
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/api/invokehttp"
 	"github.com/inferbox/inferbox/internal/apierr"
 	"github.com/inferbox/inferbox/internal/catalog"
@@ -175,6 +176,10 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 			Body:        r.Body,
 			Size:        r.ContentLength,
 		},
+	}
+	in.RequestID = w.Header().Get("x-amzn-RequestId")
+	if in.RequestID == "" {
+		in.RequestID = awsproto.RequestID()
 	}
 	iv, err := a.h.Invoke(r.Context(), in)
 	if err != nil {

@@ -55,7 +55,7 @@ var statuses = map[string]int{
 	codeKeyConflict: 409, codeKeyTooLong: 400, codeMalformedXML: 400, codeMalformedHeader: 400,
 	codeMethodNotAllowed: 405, codeNoSuchBucket: 404, codeNoSuchKey: 404, codeNoSuchUpload: 404,
 	codeNotImplemented: 501, codeSHA256Mismatch: 400, codeSignatureDoesntMatch: 403, codeStorageFull: 507,
-	codeTimeSkewed: 403, "PreconditionFailed": 412,
+	codeTimeSkewed: 403, "PreconditionFailed": 412, "InvalidPartNumber": 416,
 }
 
 // s3Error is an error with S3's code.

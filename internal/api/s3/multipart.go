@@ -38,11 +38,11 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	body, _, err := h.body(r)
+	body, size, err := h.body(r)
 	if err != nil {
 		return err
 	}
-	p, err := h.store.UploadPart(r.Context(), r.bucket, r.key, q.Get("uploadId"), n, body, opts.ContentMD5)
+	p, err := h.store.UploadPart(r.Context(), r.bucket, r.key, q.Get("uploadId"), n, body, size, opts.ContentMD5)
 	if err != nil {
 		return err
 	}

@@ -155,6 +155,34 @@ func preconditions(r *request, info objstore.Info) int {
 
 func (h *Handler) getObject(w http.ResponseWriter, r *request, withBody bool) error {
 	rng := parseRange(r.Header.Get("Range"))
+	partsCount := 0
+	if pn := r.URL.Query().Get("partNumber"); pn != "" {
+		// GetObject/HeadObject of one part of a multipart object (what the
+		// SDK's transfer manager downloads by default).
+		n, err := strconv.Atoi(pn)
+		if err != nil || n < 1 || n > objstore.MaxParts {
+			return errorf("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
+		}
+		head, err := h.store.HeadObject(r.Context(), r.bucket, r.key)
+		if err != nil {
+			return err
+		}
+		if head.Parts == nil {
+			if n != 1 {
+				return errorf("InvalidPartNumber", "The requested partnumber is not satisfiable")
+			}
+			rng = &objstore.Range{Start: 0, End: -1}
+		} else {
+			pr, ok := head.Parts.PartRange(n, head.Size)
+			if !ok {
+				return errorf("InvalidPartNumber", "The requested partnumber is not satisfiable")
+			}
+			rng, partsCount = &pr, head.Parts.Count
+		}
+	}
+	if partsCount > 0 {
+		w.Header().Set("x-amz-mp-parts-count", strconv.Itoa(partsCount))
+	}
 	rc, info, err := h.store.GetObject(r.Context(), r.bucket, r.key, rng)
 	if errors.Is(err, objstore.ErrInvalidRange) {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(info.Size, 10))

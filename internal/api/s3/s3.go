@@ -34,7 +34,7 @@ type Store interface {
 	CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, replace *objstore.PutOptions) (objstore.Info, error)
 
 	CreateUpload(ctx context.Context, bucket, key string, opts objstore.PutOptions) (objstore.Upload, error)
-	UploadPart(ctx context.Context, bucket, key, id string, n int, r io.Reader, contentMD5 []byte) (objstore.Part, error)
+	UploadPart(ctx context.Context, bucket, key, id string, n int, r io.Reader, size int64, contentMD5 []byte) (objstore.Part, error)
 	ListParts(ctx context.Context, bucket, key, id string) (objstore.Upload, []objstore.Part, error)
 	CompleteUpload(ctx context.Context, bucket, key, id string, parts []objstore.CompletePart) (objstore.Info, error)
 	AbortUpload(ctx context.Context, bucket, key, id string) error

@@ -33,8 +33,9 @@ var runtimeCodes = awsproto.ErrorCodes{
 
 // Runtime serves the SageMaker runtime's REST routes.
 type Runtime struct {
-	h   *hosting.Service
-	log *slog.Logger
+	h     *hosting.Service
+	log   *slog.Logger
+	async Submitter // nil: InvokeEndpointAsync is refused
 }
 
 // NewRuntime returns the runtime adapter.
@@ -181,5 +182,9 @@ func (rt *Runtime) invokeStream(w http.ResponseWriter, r *http.Request) {
 
 // invokeAsync answers for endpoints that are not asynchronous.
 func (rt *Runtime) invokeAsync(w http.ResponseWriter, r *http.Request) {
+	if rt.async != nil {
+		rt.serveAsync(w, r)
+		return
+	}
 	rt.WriteError(w, apierr.Validationf("Endpoint %s of account %s is not configured for asynchronous inference: its endpoint configuration has no AsyncInferenceConfig.", r.PathValue("name"), rt.h.AccountID()))
 }

@@ -1,0 +1,283 @@
+package async
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/hosting"
+	"github.com/inferbox/inferbox/internal/objstore"
+	"github.com/inferbox/inferbox/internal/queue"
+	"github.com/inferbox/inferbox/internal/runtime"
+)
+
+// worker pulls one async endpoint's requests. It runs as many slots as
+// the endpoint's variants can run invocations at once at their maximum
+// size (MaxConcurrentInvocationsPerInstance × instances), re-reading that
+// every few seconds as the autoscaler changes it; each slot takes one
+// request at a time, so the queue is drained only as fast as instances
+// have room, and the elastic pool grows from zero as slots hand it work.
+type worker struct {
+	s        *Service
+	endpoint string
+}
+
+const maxSlots = 1024
+
+func (w *worker) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := 0
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		if ep, err := w.s.hosting.AsyncEndpoint(ctx, w.endpoint); err == nil {
+			for ; slots < min(ep.Capacity, maxSlots); slots++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					w.slot(ctx)
+				}()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (w *worker) slot(ctx context.Context) {
+	topic := topicOf(w.endpoint)
+	for ctx.Err() == nil {
+		d, err := w.s.q.Next(ctx, topic)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			w.s.log.Warn("queue", "endpoint", w.endpoint, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		w.handle(ctx, d)
+	}
+}
+
+// outcome is why an attempt did not produce an output.
+type outcome struct {
+	reason    string // for the failure object and the notification
+	permanent bool   // fail now rather than retry
+}
+
+func (o *outcome) Error() string { return o.reason }
+
+// handle runs one delivery to its end: output, retry, or failure.
+func (w *worker) handle(ctx context.Context, d queue.Delivery) {
+	var r Request
+	if err := json.Unmarshal(d.Body(), &r); err != nil {
+		w.s.log.Error("dropping an unreadable queued request", "id", d.ID(), "err", err)
+		_ = d.Ack(ctx)
+		return
+	}
+	fin := finishCtx(ctx)
+	defer fin.cancel()
+	if d.Attempt() > 1 && w.finishedBefore(fin.ctx, &r) {
+		// A previous attempt wrote its object and stopped before the ack.
+		_ = d.Ack(fin.ctx)
+		return
+	}
+	if d.Exhausted() {
+		w.fail(fin.ctx, d, &r, fmt.Sprintf("The request was delivered %d times without completing (the server stopped or the model crashed during each attempt).", d.Attempt()-1))
+		return
+	}
+	if waited := w.s.cfg.Now().Sub(r.Received); waited > r.TTL {
+		w.s.metrics.expired(r.Endpoint)
+		w.fail(fin.ctx, d, &r, fmt.Sprintf("Request expired: it waited %s in the queue, longer than its RequestTTLSeconds of %d.", waited.Round(time.Second), int(r.TTL.Seconds())))
+		return
+	}
+	stop := w.keepLease(ctx, d)
+	inline, err := w.invoke(ctx, &r)
+	stop()
+	if err == nil {
+		if err := d.Ack(fin.ctx); err != nil {
+			w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
+		}
+		w.s.metrics.processed(r.Endpoint)
+		w.s.notify(fin.ctx, &r, true, "", inline)
+		return
+	}
+	if ctx.Err() != nil {
+		// Shutting down: hand it back for the next start.
+		_ = d.Nack(fin.ctx, 0)
+		return
+	}
+	var o *outcome
+	if !errors.As(err, &o) {
+		o = &outcome{reason: err.Error()}
+	}
+	if !o.permanent && d.Attempt() < w.s.cfg.MaxDeliver {
+		delay := w.s.cfg.RetryDelay << (d.Attempt() - 1)
+		w.s.log.Info("async request failed; retrying", "endpoint", r.Endpoint, "id", r.InferenceID, "attempt", d.Attempt(), "delay", delay, "err", o.reason)
+		_ = d.Nack(fin.ctx, delay)
+		return
+	}
+	w.s.metrics.failed(r.Endpoint)
+	w.fail(fin.ctx, d, &r, o.reason)
+}
+
+// finishCtx is for the writes that end a request (failure object, ack,
+// notification): they complete even when shutdown cancels ctx.
+type finCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func finishCtx(ctx context.Context) finCtx {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	return finCtx{c, cancel}
+}
+
+// finishedBefore reports whether the request's output or failure object
+// exists, and resends its notification (at least once).
+func (w *worker) finishedBefore(ctx context.Context, r *Request) bool {
+	if _, err := w.s.objects.Head(ctx, r.OutputLocation); err == nil {
+		w.s.notify(ctx, r, true, "", nil)
+		return true
+	}
+	if _, err := w.s.objects.Head(ctx, r.FailureLocation); err == nil {
+		w.s.notify(ctx, r, false, "(see the failure object)", nil)
+		return true
+	}
+	return false
+}
+
+// keepLease extends the delivery's lease until the returned stop is called.
+func (w *worker) keepLease(ctx context.Context, d queue.Delivery) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(w.s.cfg.LeaseRenew)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := d.InProgress(ctx); err != nil {
+					w.s.log.Warn("extend lease", "id", d.ID(), "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// invoke streams the input through the model into the output object. It
+// returns the response's first MaxInlineResponse bytes when a success
+// notification asks for it and the response is no larger.
+func (w *worker) invoke(ctx context.Context, r *Request) ([]byte, error) {
+	ictx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	timedOut := func() bool { return ictx.Err() != nil && ctx.Err() == nil }
+	var body io.Reader
+	size := int64(len(r.Inline))
+	if r.InputLocation != "" {
+		rc, info, err := w.s.objects.Open(ictx, r.InputLocation, nil)
+		if err != nil {
+			if errors.Is(err, objstore.ErrNotFound) || errors.Is(err, objstore.ErrNoSuchBucket) || errors.Is(err, objstore.ErrInvalidKey) || errors.Is(err, objstore.ErrInvalidBucket) {
+				return nil, &outcome{reason: fmt.Sprintf("Failed to download the input from %s: %v.", r.InputLocation, err), permanent: true}
+			}
+			return nil, fmt.Errorf("download input %s: %w", r.InputLocation, err)
+		}
+		defer rc.Close()
+		body, size = rc, info.Size
+	} else {
+		body = bytes.NewReader(r.Inline)
+	}
+	iv, err := w.s.hosting.InvokeAsync(ictx, &hosting.InvokeInput{
+		EndpointName: r.Endpoint, Caller: r.Caller, Received: time.Now(),
+		Request: &runtime.Request{ContentType: r.ContentType, Accept: r.Accept, Body: body, Size: size, CustomAttributes: r.CustomAttributes, InferenceID: r.InferenceID},
+	})
+	if err != nil {
+		switch {
+		case timedOut():
+			return nil, &outcome{reason: w.timeoutReason(r), permanent: true}
+		case errGone(err):
+			return nil, &outcome{reason: apierr.As(err).Message, permanent: true}
+		}
+		return nil, &outcome{reason: apierr.As(err).Message}
+	}
+	status := 200
+	defer func() { iv.Finish(status) }()
+	capture := &capped{limit: MaxInlineResponse}
+	var src io.Reader = iv.Body
+	if r.InlineSuccess {
+		src = io.TeeReader(iv.Body, capture)
+	}
+	ct := iv.ContentType
+	_, err = w.s.objects.Put(ictx, r.OutputLocation, src, objstore.PutOptions{ContentType: ct, Size: -1, Metadata: map[string]string{"inference-id": r.InferenceID}})
+	if err != nil {
+		status = 500
+		if timedOut() {
+			return nil, &outcome{reason: w.timeoutReason(r), permanent: true}
+		}
+		return nil, &outcome{reason: fmt.Sprintf("Failed to write the output to %s: %v", r.OutputLocation, err)}
+	}
+	if r.InlineSuccess && !capture.over {
+		return capture.buf.Bytes(), nil
+	}
+	return nil, nil
+}
+
+func (w *worker) timeoutReason(r *Request) string {
+	return fmt.Sprintf("Invocation timed out: the model did not finish within the request's InvocationTimeoutSeconds of %d.", int(r.Timeout.Seconds()))
+}
+
+// fail writes the failure object (the reason, as text), acks the request
+// and sends the error notification. If the object cannot be written the
+// request goes back to the queue, so its end is never lost.
+func (w *worker) fail(ctx context.Context, d queue.Delivery, r *Request, reason string) {
+	_, err := w.s.objects.Put(ctx, r.FailureLocation, strings.NewReader(reason+"\n"), objstore.PutOptions{ContentType: "text/plain", Size: int64(len(reason) + 1), Metadata: map[string]string{"inference-id": r.InferenceID}})
+	if err != nil {
+		w.s.log.Error("write failure object", "id", r.InferenceID, "location", r.FailureLocation, "err", err)
+		_ = d.Nack(ctx, w.s.cfg.RetryDelay)
+		return
+	}
+	w.s.log.Info("async request failed", "endpoint", r.Endpoint, "id", r.InferenceID, "reason", reason)
+	if err := d.Ack(ctx); err != nil {
+		w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
+	}
+	w.s.notify(ctx, r, false, reason, nil)
+}
+
+// capped keeps the first limit bytes written and notes if there were more.
+type capped struct {
+	buf   bytes.Buffer
+	limit int
+	n     int
+	over  bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.limit - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(room, len(p))])
+	}
+	c.n += len(p)
+	c.over = c.n > c.limit
+	return len(p), nil
+}
