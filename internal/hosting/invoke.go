@@ -45,7 +45,7 @@ func (iv *Invocation) Finish(status int) {
 		_ = iv.Body.Close()
 		iv.cancel()
 		model := iv.result.ModelLatency()
-		iv.s.record(iv.in, iv.Variant, status, model)
+		iv.s.record(iv.in, iv.Variant, status, model, iv.Usage)
 	})
 }
 
@@ -157,7 +157,7 @@ func (s *Service) invokeError(ctx context.Context, endpoint string, err error) e
 }
 
 // record writes metrics and a usage-ledger row for a finished invocation.
-func (s *Service) record(in *InvokeInput, variant string, status int, model time.Duration) {
+func (s *Service) record(in *InvokeInput, variant string, status int, model time.Duration, usage func() (int, int)) {
 	total := time.Since(in.Received)
 	overhead := total - model
 	if overhead < 0 {
@@ -167,10 +167,14 @@ func (s *Service) record(in *InvokeInput, variant string, status int, model time
 		s.deps.Observer.Invocation(in.EndpointName, variant, status, model, overhead)
 	}
 	if s.deps.Ledger != nil {
-		s.deps.Ledger.RecordInvocation(meter.Invocation{
+		inv := meter.Invocation{
 			Time: in.Received, Mode: "realtime", Resource: in.EndpointName, Variant: variant,
 			Caller: in.Caller, ModelLatency: model, TotalLatency: total, Status: status, BytesIn: in.Request.Size,
-		})
+		}
+		if usage != nil {
+			inv.InputTokens, inv.OutputTokens = usage()
+		}
+		s.deps.Ledger.RecordInvocation(inv)
 	}
 }
 
@@ -188,5 +192,5 @@ func (s *Service) recordFailure(in *InvokeInput, variant string, err error) {
 	} else if e.Kind == apierr.Throttled || e.Kind == apierr.Validation {
 		status = 400
 	}
-	s.record(in, variant, status, 0)
+	s.record(in, variant, status, 0, nil)
 }

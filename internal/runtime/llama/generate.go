@@ -61,6 +61,8 @@ type GenerateRequest struct {
 type Token struct {
 	ID   int
 	Text string
+	// Last is set on the generation's final token.
+	Last bool
 }
 
 // Usage reports a finished generation.
@@ -195,7 +197,7 @@ func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(To
 		if last && u.StopSequence == "" {
 			text += out.flush()
 		}
-		if err := emit(Token{ID: id, Text: text}); err != nil {
+		if err := emit(Token{ID: id, Text: text, Last: last}); err != nil {
 			return u, err
 		}
 		if last {
