@@ -22,6 +22,7 @@ func Execute(ctx context.Context, args []string) error {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd())
+	root.AddCommand(generateCmd())
 	for _, c := range clientCommands() {
 		root.AddCommand(c)
 	}
