@@ -1,49 +1,47 @@
 package llama
 
 import (
-	"sync"
-
 	"github.com/inferbox/inferbox/internal/gguf"
 )
 
-// parallelMin is the matrix size (elements) below which a mat-vec runs on
-// the calling goroutine: for small matrices starting goroutines costs more
-// than it saves.
-const parallelMin = 1 << 16
+// parallelMin is the work (matrix elements × inputs) below which a product
+// runs on the calling goroutine: for small products starting goroutines
+// costs more than it saves.
+const parallelMin = 1 << 15
 
-// mulVec computes out = m·x, splitting rows across up to threads goroutines
-// for large matrices. The goroutines are started and waited for here.
-func (m *matrix) mulVec(out, x []float32, threads int) {
-	if threads <= 1 || m.rows*m.cols < parallelMin || m.rows < 2*threads {
-		m.rowsRange(out, x, 0, m.rows)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (m.rows + threads - 1) / threads
-	for lo := chunk; lo < m.rows; lo += chunk {
-		hi := min(lo+chunk, m.rows)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.rowsRange(out, x, lo, hi)
-		}()
-	}
-	m.rowsRange(out, x, 0, min(chunk, m.rows))
-	wg.Wait()
+// mulMat computes out[i] = m·in[i] for every input. Each row of m is read
+// once and multiplied with every input while it is in cache, so decoding n
+// sequences together (or n prompt positions) costs about one pass over the
+// weights. Rows are split across up to threads goroutines for large
+// products. Each output element is computed exactly as a single mat-vec
+// computes it, so batching does not change results.
+func (m *matrix) mulMat(out, in [][]float32, threads int) {
+	split := m.rows*m.cols*len(in) >= parallelMin && m.rows >= 2*threads
+	// Row ranges are multiples of 16 rows so workers do not share cache
+	// lines of the outputs.
+	blocks := (m.rows + 15) / 16
+	parallel(blocks, threads, split, func(_, lo, hi int) {
+		m.rowsRange(out, in, lo*16, min(hi*16, m.rows))
+	})
 }
 
-func (m *matrix) rowsRange(out, x []float32, lo, hi int) {
-	x = x[:m.cols]
+func (m *matrix) rowsRange(out, in [][]float32, lo, hi int) {
+	c := m.cols
 	if m.f32 != nil {
-		c := m.cols
 		for r := lo; r < hi; r++ {
-			out[r] = gguf.DotF32(m.f32[r*c:(r+1)*c], x)
+			row := m.f32[r*c : (r+1)*c : (r+1)*c]
+			for i, x := range in {
+				out[i][r] = gguf.DotF32(row, x)
+			}
 		}
 		return
 	}
 	typ, data, rb := m.t.Type, m.t.Data, m.rowB
 	for r := lo; r < hi; r++ {
-		out[r] = gguf.Dot(typ, data[r*rb:(r+1)*rb], x)
+		row := data[r*rb : (r+1)*rb : (r+1)*rb]
+		for i, x := range in {
+			out[i][r] = gguf.Dot(typ, row, x[:c])
+		}
 	}
 }
 
