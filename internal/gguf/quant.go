@@ -103,11 +103,14 @@ func Dequantize(t TensorType, src []byte, dst []float32) {
 		}
 	case Q8_0:
 		for b := 0; b < len(dst)/32; b++ {
-			blk := src[b*34 : b*34+34]
-			d := F16ToF32(binary.LittleEndian.Uint16(blk))
-			out := dst[b*32 : b*32+32]
-			for j := range out {
+			blk := (*[34]byte)(src[b*34 : b*34+34])
+			d := F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			out := (*[32]float32)(dst[b*32 : b*32+32])
+			for j := 0; j < 32; j += 4 {
 				out[j] = d * float32(int8(blk[2+j]))
+				out[j+1] = d * float32(int8(blk[3+j]))
+				out[j+2] = d * float32(int8(blk[4+j]))
+				out[j+3] = d * float32(int8(blk[5+j]))
 			}
 		}
 	case Q4_0:

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -129,5 +130,120 @@ func TestHalfConversions(t *testing.T) {
 	}
 	if !math.IsNaN(float64(F16ToF32(F32ToF16(float32(math.NaN()))))) {
 		t.Error("NaN lost")
+	}
+}
+
+func TestDotF32MatchesGo(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 31, 288, 1000} {
+		a, b := make([]float32, n), make([]float32, n+3)
+		for i := range a {
+			a[i] = float32(i%13) - 6.5
+			b[i] = float32(i%7) * 0.25
+		}
+		got, want := DotF32(a, b), dotF32Go(a, b)
+		if d := got - want; d > 1e-3*(1+abs32(want)) || -d > 1e-3*(1+abs32(want)) {
+			t.Errorf("n=%d: DotF32 %v, pure Go %v", n, got, want)
+		}
+	}
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func BenchmarkDotF32(b *testing.B) {
+	a, x := make([]float32, 768*288), make([]float32, 288)
+	for i := range a {
+		a[i] = float32(i % 17)
+	}
+	for _, k := range []struct {
+		name string
+		f    func(a, b []float32) float32
+	}{{"gonum", DotF32}, {"go", dotF32Go}} {
+		b.Run(k.name+"/768x288", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				for r := 0; r < 768; r++ {
+					_ = k.f(a[r*288:(r+1)*288], x)
+				}
+			}
+			b.ReportMetric(float64(768*288*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
+}
+
+func TestDotManyMatchesDot(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const n = 768
+	vals := make([]float32, n)
+	for i := range vals {
+		vals[i] = float32(r.NormFloat64())
+	}
+	xs := make([][]float32, 3)
+	for i := range xs {
+		xs[i] = make([]float32, n)
+		for j := range xs[i] {
+			xs[i][j] = float32(r.NormFloat64())
+		}
+	}
+	for _, typ := range SupportedTypes() {
+		row, err := Quantize(typ, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := make([]float32, 3)
+		DotMany(typ, row, xs, sums, make([]float32, DotChunk))
+		for i, x := range xs {
+			want := Dot(typ, row, x)
+			if d := float64(sums[i] - want); math.Abs(d) > 1e-3*(1+math.Abs(float64(want))) {
+				t.Errorf("%s input %d: DotMany %v, Dot %v", typ, i, sums[i], want)
+			}
+			one := make([]float32, 1)
+			DotMany(typ, row, xs[i:i+1], one, make([]float32, DotChunk))
+			if one[0] != sums[i] {
+				t.Errorf("%s input %d: alone %v, with others %v", typ, i, one[0], sums[i])
+			}
+		}
+	}
+}
+
+func BenchmarkDotMany(b *testing.B) {
+	vals := make([]float32, 768*288)
+	for i := range vals {
+		vals[i] = float32(i%23) - 11
+	}
+	x := make([]float32, 288)
+	for _, typ := range []TensorType{Q8_0, Q4_K} {
+		cols := 288
+		if typ == Q4_K {
+			cols = 256
+		}
+		data, _ := Quantize(typ, vals[:768*cols])
+		rb := typ.RowBytes(cols)
+		b.Run(typ.String()+"/Dot", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				for r := 0; r < 768; r++ {
+					_ = Dot(typ, data[r*rb:(r+1)*rb], x)
+				}
+			}
+			b.ReportMetric(float64(768*cols*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+		for _, n := range []int{1, 8} {
+			xs := make([][]float32, n)
+			for i := range xs {
+				xs[i] = x
+			}
+			sums, buf := make([]float32, n), make([]float32, DotChunk)
+			b.Run(fmt.Sprintf("%s/DotMany%d", typ, n), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					for r := 0; r < 768; r++ {
+						DotMany(typ, data[r*rb:(r+1)*rb], xs, sums, buf)
+					}
+				}
+				b.ReportMetric(float64(768*cols*n*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
 	}
 }

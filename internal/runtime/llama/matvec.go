@@ -25,25 +25,39 @@ func (m *matrix) mulMat(out, in [][]float32, threads int) {
 	})
 }
 
+// rowsRange computes rows [lo, hi) of every product. F32 rows are taken
+// in blocks of rowBlock that stay in the L1 cache while every input passes
+// over them.
 func (m *matrix) rowsRange(out, in [][]float32, lo, hi int) {
 	c := m.cols
-	if m.f32 != nil {
-		for r := lo; r < hi; r++ {
-			row := m.f32[r*c : (r+1)*c : (r+1)*c]
-			for i, x := range in {
-				out[i][r] = gguf.DotF32(row, x)
-			}
-		}
-		return
+	var sums, buf []float32
+	if m.f32 == nil {
+		// Quantized rows are decoded a chunk at a time and each chunk
+		// serves every input.
+		sums, buf = make([]float32, len(in)), make([]float32, gguf.DotChunk)
 	}
-	typ, data, rb := m.t.Type, m.t.Data, m.rowB
-	for r := lo; r < hi; r++ {
-		row := data[r*rb : (r+1)*rb : (r+1)*rb]
-		for i, x := range in {
-			out[i][r] = gguf.Dot(typ, row, x[:c])
+	for rb := lo; rb < hi; rb += rowBlock {
+		re := min(rb+rowBlock, hi)
+		if m.f32 != nil {
+			for i, x := range in {
+				o := out[i]
+				for r := rb; r < re; r++ {
+					o[r] = gguf.DotF32(m.f32[r*c:(r+1)*c:(r+1)*c], x)
+				}
+			}
+			continue
+		}
+		for r := rb; r < re; r++ {
+			gguf.DotMany(m.t.Type, m.t.Data[r*m.rowB:(r+1)*m.rowB], in, sums, buf)
+			for i, v := range sums {
+				out[i][r] = v
+			}
 		}
 	}
 }
+
+// rowBlock is how many weight rows one pass over the inputs covers.
+const rowBlock = 16
 
 // row decodes row r into dst (used for the embedding lookup).
 func (m *matrix) row(r int, dst []float32) {
