@@ -94,8 +94,15 @@ func Dequantize(t TensorType, src []byte, dst []float32) {
 	case F32:
 		copy(dst, bytesAsF32(src))
 	case F16:
+		src = src[:2*len(dst)]
 		for i := range dst {
-			dst[i] = F16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
+			h := uint32(src[2*i]) | uint32(src[2*i+1])<<8
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				// Normal numbers, inline: rebias the exponent (15 → 127).
+				dst[i] = math.Float32frombits((h&0x8000)<<16 | ((h&0x7fff)<<13 + 112<<23))
+			} else {
+				dst[i] = F16ToF32(uint16(h))
+			}
 		}
 	case BF16:
 		for i := range dst {

@@ -215,7 +215,7 @@ func BenchmarkDotMany(b *testing.B) {
 		vals[i] = float32(i%23) - 11
 	}
 	x := make([]float32, 288)
-	for _, typ := range []TensorType{Q8_0, Q4_K} {
+	for _, typ := range []TensorType{Q8_0, Q4_K, F16} {
 		cols := 288
 		if typ == Q4_K {
 			cols = 256
@@ -244,6 +244,22 @@ func BenchmarkDotMany(b *testing.B) {
 				}
 				b.ReportMetric(float64(768*cols*n*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 			})
+		}
+	}
+}
+
+// TestDequantizeF16AllValues checks the inlined fast path against
+// F16ToF32 on every half-precision value.
+func TestDequantizeF16AllValues(t *testing.T) {
+	src := make([]byte, 2<<16)
+	for h := 0; h < 1<<16; h++ {
+		binary.LittleEndian.PutUint16(src[2*h:], uint16(h))
+	}
+	dst := make([]float32, 1<<16)
+	Dequantize(F16, src, dst)
+	for h := range dst {
+		if want := F16ToF32(uint16(h)); math.Float32bits(dst[h]) != math.Float32bits(want) {
+			t.Fatalf("half %#04x: %v, want %v", h, dst[h], want)
 		}
 	}
 }

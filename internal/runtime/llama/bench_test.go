@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -56,17 +57,20 @@ func benchGenerate(b *testing.B, m *Model, prompt []int, n, conc int) {
 
 // stories15M is a random-weight model with the shape of llama2.c's
 // stories15M: dim 288, 6 layers, 6 heads, hidden 768, vocab 32000,
-// context 256. Its end-of-sequence token can never win (its output row is
-// zero), so greedy generations always run to their length.
+// context 256, tied embeddings (15.2M parameters). The rows of BOS and
+// EOS are scaled down so neither is ever the greedy choice: generations
+// always run to their length (run.c stops at BOS).
 func stories15M(typ gguf.TensorType) synth {
 	extra := make([]string, 32000-259)
 	for i := range extra {
 		extra[i] = fmt.Sprintf("▁w%d", i)
 	}
-	return synth{arch: "llama", typ: typ, nEmbd: 288, nLayer: 6, nHead: 6, nHeadKV: 6, nFF: 768, seed: 15, ctx: 256,
+	return synth{arch: "llama", typ: typ, nEmbd: 288, nLayer: 6, nHead: 6, nHeadKV: 6, nFF: 768, seed: 15, ctx: 256, tied: true,
 		vocabExtra: extra, mutate: func(name string, vals []float32) {
-			if name == "output.weight" {
-				clear(vals[2*288 : 3*288])
+			if name == "token_embd.weight" {
+				for i := 1 * 288; i < 3*288; i++ {
+					vals[i] *= 1e-3
+				}
 			}
 		}}
 }
@@ -164,8 +168,8 @@ func TestWriteLlama2c(t *testing.T) {
 		}
 	}
 	const dim, hidden, layers, heads, vocab, seqLen = 288, 768, 6, 6, 32000, 256
-	// A negative vocabulary size says the classifier is not shared.
-	put([]int32{dim, hidden, layers, heads, heads, -vocab, seqLen})
+	// A positive vocabulary size says the classifier is the embedding.
+	put([]int32{dim, hidden, layers, heads, heads, vocab, seqLen})
 	put(vals["token_embd.weight"])
 	each := func(suffix string) {
 		for l := 0; l < layers; l++ {
@@ -183,7 +187,6 @@ func TestWriteLlama2c(t *testing.T) {
 	each("ffn_up.weight")   // w3
 	put(vals["output_norm.weight"])
 	put(make([]float32, seqLen*dim/heads)) // freq_cis_real and _imag: unused by run.c
-	put(vals["output.weight"])
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +205,7 @@ func TestWriteLlama2c(t *testing.T) {
 	put(int32(maxLen))
 	for i, tk := range tokens {
 		put(math.Float32bits(scores[i]))
+		tk = strings.ReplaceAll(tk, "▁", " ") // llama2.c's pieces have plain spaces
 		put(int32(len(tk)))
 		w.WriteString(tk)
 	}
