@@ -263,3 +263,22 @@ func TestDequantizeF16AllValues(t *testing.T) {
 		}
 	}
 }
+
+// TestDequantizeQ80AllBytes checks the int8 conversion on every byte.
+func TestDequantizeQ80AllBytes(t *testing.T) {
+	src := make([]byte, 8*34)
+	for b := 0; b < 8; b++ {
+		binary.LittleEndian.PutUint16(src[b*34:], F32ToF16(0.37))
+		for j := 0; j < 32; j++ {
+			src[b*34+2+j] = byte(b*32 + j)
+		}
+	}
+	dst := make([]float32, 256)
+	Dequantize(Q8_0, src, dst)
+	d := F16ToF32(F32ToF16(0.37))
+	for i, v := range dst {
+		if want := d * float32(int8(byte(i))); v != want {
+			t.Fatalf("byte %#02x: %v, want %v", i, v, want)
+		}
+	}
+}
