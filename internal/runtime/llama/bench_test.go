@@ -214,3 +214,42 @@ func TestWriteLlama2c(t *testing.T) {
 	}
 	f.Close()
 }
+
+// BenchmarkTinyLlamaShape measures a random model with TinyLlama-1.1B's
+// shape (dim 2048, 22 layers, 32 heads, 4 KV heads, hidden 5632, vocab
+// 32000) in Q8_0 and Q4_K: time to first token for a 512-token prompt and
+// decode speed. It writes 0.7-1.2 GB files, so it runs only when
+// INFERBOX_BENCH_1B is set.
+func BenchmarkTinyLlamaShape(b *testing.B) {
+	if os.Getenv("INFERBOX_BENCH_1B") == "" {
+		b.Skip("INFERBOX_BENCH_1B not set")
+	}
+	dir := b.TempDir()
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_K} {
+		s := stories15M(typ)
+		s.nEmbd, s.nLayer, s.nHead, s.nHeadKV, s.nFF, s.ctx, s.tied = 2048, 22, 32, 4, 5632, 2048, false
+		s.mutate = nil
+		path := s.write(b, dir)
+		m, err := Load(gguf.NewRegistry(), path, 0, 2, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		prompt := make([]int, 512)
+		for i := range prompt {
+			prompt[i] = 300 + i*37
+		}
+		b.Run(typ.String()+"/ttft-512", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := m.Generate(context.Background(), &GenerateRequest{Tokens: prompt, Params: Params{MaxTokens: 1}}, func(Token) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/ttft")
+		})
+		b.Run(typ.String()+"/decode", func(b *testing.B) {
+			benchGenerate(b, m, []int{1}, 16, 1)
+		})
+		m.Close()
+		os.Remove(path)
+	}
+}
