@@ -33,9 +33,10 @@ type Response struct {
 	CustomAttributes string
 	Body             io.ReadCloser
 	// Usage, when not nil, reports the tokens the invocation read and
-	// generated (LLM runtimes), for the usage ledger. It may be called
-	// concurrently with reading Body; after Body is closed it reports the
-	// final counts (for a stream closed early: the tokens generated so far).
+	// generated (LLM runtimes), for the usage ledger. It may be called at
+	// any time, concurrently with reading Body; once Body has been read to
+	// its end the counts are final (for a stream closed early: the tokens
+	// generated so far).
 	Usage func() (inputTokens, outputTokens int)
 }
 
