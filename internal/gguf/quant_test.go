@@ -215,9 +215,9 @@ func BenchmarkDotMany(b *testing.B) {
 		vals[i] = float32(i%23) - 11
 	}
 	x := make([]float32, 288)
-	for _, typ := range []TensorType{Q8_0, Q4_K, F16} {
+	for _, typ := range []TensorType{Q8_0, Q4_K, Q6_K, F16} {
 		cols := 288
-		if typ == Q4_K {
+		if typ == Q4_K || typ == Q6_K {
 			cols = 256
 		}
 		data, _ := Quantize(typ, vals[:768*cols])
@@ -279,6 +279,72 @@ func TestDequantizeQ80AllBytes(t *testing.T) {
 	for i, v := range dst {
 		if want := d * float32(int8(byte(i))); v != want {
 			t.Fatalf("byte %#02x: %v, want %v", i, v, want)
+		}
+	}
+}
+
+// refDequantQ4K and refDequantQ6K are the straightforward decoders the
+// optimised ones must match bit for bit.
+func refDequantQ4K(blk []byte, out []float32) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk))
+	dmin := F16ToF32(binary.LittleEndian.Uint16(blk[2:]))
+	scales := blk[4:16]
+	q := blk[16:144]
+	for j := 0; j < 4; j++ {
+		sc1, m1 := scaleMinK4(2*j, scales)
+		sc2, m2 := scaleMinK4(2*j+1, scales)
+		d1, mm1 := d*float32(sc1), dmin*float32(m1)
+		d2, mm2 := d*float32(sc2), dmin*float32(m2)
+		for l := 0; l < 32; l++ {
+			out[64*j+l] = d1*float32(q[32*j+l]&0xf) - mm1
+			out[64*j+l+32] = d2*float32(q[32*j+l]>>4) - mm2
+		}
+	}
+}
+
+func refDequantQ6K(blk []byte, out []float32) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk[208:]))
+	for n := 0; n < 2; n++ {
+		ql, qh, sc := blk[64*n:], blk[128+32*n:], blk[192+8*n:]
+		for l := 0; l < 32; l++ {
+			is := l / 16
+			q1 := int((ql[l]&0xf)|(qh[l]&3)<<4) - 32
+			q2 := int((ql[l+32]&0xf)|((qh[l]>>2)&3)<<4) - 32
+			q3 := int((ql[l]>>4)|((qh[l]>>4)&3)<<4) - 32
+			q4 := int((ql[l+32]>>4)|((qh[l]>>6)&3)<<4) - 32
+			out[128*n+l] = d * float32(int8(sc[is])) * float32(q1)
+			out[128*n+l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+			out[128*n+l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+			out[128*n+l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+		}
+	}
+}
+
+func TestKQuantDecodersExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, c := range []struct {
+		size      int
+		got, want func([]byte, []float32)
+	}{{144, dequantQ4K, refDequantQ4K}, {210, dequantQ6K, refDequantQ6K}} {
+		blk := make([]byte, c.size)
+		a, b := make([]float32, 256), make([]float32, 256)
+		for it := 0; it < 200; it++ {
+			for i := range blk {
+				blk[i] = byte(r.Uint32())
+			}
+			// Keep the f16 scales finite.
+			for _, at := range []int{0, 2, 208} {
+				if at+1 < c.size {
+					binary.LittleEndian.PutUint16(blk[at:], F32ToF16(float32(r.NormFloat64())))
+				}
+			}
+			c.got(blk, a)
+			c.want(blk, b)
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("block size %d, element %d: %v, want %v", c.size, i, a[i], b[i])
+				}
+			}
 		}
 	}
 }
