@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	goruntime "runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -94,14 +95,14 @@ Sampling, in llama.cpp's order: top-k, top-p, min-p, then temperature
 	return cmd
 }
 
-// flagOf maps the parameter named in a llama.Params validation message to
-// the flag that sets it.
+// flagOf maps the parameter named in a llama.Params validation message
+// ("invalid top_p 0: ...") to the flag that sets it.
 func flagOf(msg string) string {
 	for _, n := range []struct{ param, flag string }{
 		{"temperature", "temperature"}, {"top_k", "top-k"}, {"top_p", "top-p"}, {"min_p", "min-p"},
 		{"repetition_penalty", "repetition-penalty"}, {"max_tokens", "max-tokens"}, {"stop", "stop"},
 	} {
-		if len(msg) > len("invalid ")+len(n.param) && msg[len("invalid "):len("invalid ")+len(n.param)+1] == n.param+" " {
+		if strings.HasPrefix(msg, "invalid "+n.param+" ") {
 			return n.flag
 		}
 	}
