@@ -168,7 +168,13 @@ func parseInvoke(body io.Reader) (string, Params, invokeOptions, error) {
 	if q.RepetitionPenalty != nil && *q.RepetitionPenalty <= 0 {
 		return "", p, none, runtime.BadInput("invalid repetition_penalty %v: must be > 0", *q.RepetitionPenalty)
 	}
-	if q.DoSample != nil && !*q.DoSample {
+	// TGI samples when do_sample is true or any warper is set
+	// (text_generation_server/utils/tokens.py: sampling = do_sample or
+	// has_warpers), and decodes greedily otherwise — also when no
+	// parameter is given at all.
+	warpers := (q.Temperature != nil && *q.Temperature != 1) || (q.TopK != nil && *q.TopK != 0) ||
+		(q.TopP != nil && *q.TopP < 1) || (q.MinP != nil && *q.MinP > 0)
+	if !warpers && (q.DoSample == nil || !*q.DoSample) {
 		p.Temperature = 0
 	}
 	if q.TopK != nil {

@@ -70,6 +70,16 @@ func TestInvokeJSON(t *testing.T) {
 	if string(b) != want {
 		t.Errorf("details:\n got %s\nwant %s", b, want)
 	}
+	// As in TGI, no sampling parameter means greedy.
+	resp, err = invoke(t, m, "application/json", `{"inputs": "Once upon a time", "parameters": {"max_new_tokens": 60}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = nil
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out) != 1 || out[0].GeneratedText != storiesReference+"\nLily" {
+		t.Errorf("no parameters: %+v, %v; want the greedy text", out, err)
+	}
+	resp.Body.Close()
 	// Seeded sampling through JSON is reproducible; "prompt" is accepted too.
 	body := `{"prompt": "Once upon a time", "parameters": {"temperature": 0.9, "top_k": 20, "top_p": 0.9, "seed": 7, "max_tokens": 30, "stop": "."}}`
 	var texts []string
