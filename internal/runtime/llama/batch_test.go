@@ -1,7 +1,10 @@
 package llama
 
 import (
+	"context"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -38,6 +41,49 @@ func TestBatchEqualsSingle(t *testing.T) {
 		}
 		if s.pos != len(prompts[i]) {
 			t.Errorf("sequence %d at position %d, want %d", i, s.pos, len(prompts[i]))
+		}
+	}
+}
+
+// TestConcurrentMixedEqualsAlone runs generations with different prompts,
+// lengths and sampling parameters concurrently (prompt chunks and decode
+// steps of different sequences share batches) and checks each produces
+// exactly what it produces alone.
+func TestConcurrentMixedEqualsAlone(t *testing.T) {
+	m := loadStories(t, 2)
+	seed := uint64(11)
+	long := strings.Repeat("The cat sat on the mat and looked at the big red ball. ", 8) // > one prefill chunk
+	reqs := []*GenerateRequest{
+		{Prompt: "Once upon a time", Params: Params{MaxTokens: 60}},
+		{Prompt: long, Params: Params{MaxTokens: 40}},
+		{Prompt: "Lily", Params: Params{Temperature: 0.8, TopK: 20, Seed: &seed, MaxTokens: 50}},
+		{Prompt: "One day", Params: Params{MaxTokens: 5}},
+		{Prompt: "The dog", Params: Params{Temperature: 1, TopP: 0.9, Seed: &seed, MaxTokens: 80, Stop: []string{"."}}},
+		{Prompt: "Tom and", Params: Params{MaxTokens: 30}},
+	}
+	alone := make([]string, len(reqs))
+	for i, r := range reqs {
+		alone[i], _, _ = generateText(t, m, r)
+	}
+	for round := 0; round < 3; round++ {
+		got := make([]string, len(reqs))
+		var wg sync.WaitGroup
+		for i, r := range reqs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var sb strings.Builder
+				if _, err := m.Generate(context.Background(), r, func(tk Token) error { sb.WriteString(tk.Text); return nil }); err != nil {
+					t.Error(err)
+				}
+				got[i] = sb.String()
+			}()
+		}
+		wg.Wait()
+		for i := range reqs {
+			if got[i] != alone[i] {
+				t.Errorf("round %d, request %d: concurrent %q\nalone %q", round, i, got[i], alone[i])
+			}
 		}
 	}
 }
