@@ -36,6 +36,7 @@ type scratch struct {
 	x, xb, xb2, q, k, v, hb, hb2 []float32
 	cos, sin                     []float64
 	att                          [][]float32 // one attention buffer per worker
+	work                         [][]float32 // one quantized-product buffer per worker
 }
 
 // rows returns the n per-item slices of width w in buf.
@@ -69,6 +70,14 @@ func (sc *scratch) ensure(h hparams, n, workers int) {
 	sc.cos, sc.sin = sc.cos[:n*h.nRot/2], sc.sin[:n*h.nRot/2]
 	for len(sc.att) < workers {
 		sc.att = append(sc.att, make([]float32, h.nCtx))
+	}
+	for len(sc.work) < workers {
+		sc.work = append(sc.work, nil)
+	}
+	for w := range sc.work[:workers] {
+		if cap(sc.work[w]) < workSize(n) {
+			sc.work[w] = make([]float32, workSize(n))
+		}
 	}
 }
 
@@ -156,9 +165,9 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 		for i := range items {
 			rmsnorm(xb[i], x[i], l.attnNorm, h.eps)
 		}
-		l.wq.mulMat(q, xb, th)
-		l.wk.mulMat(k, xb, th)
-		l.wv.mulMat(v, xb, th)
+		l.wq.mulMat(q, xb, th, sc.work)
+		l.wk.mulMat(k, xb, th, sc.work)
+		l.wv.mulMat(v, xb, th, sc.work)
 		for i, it := range items {
 			if l.bq != nil {
 				addTo(q[i], l.bq)
@@ -179,20 +188,20 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 				m.attention(items[i], li, q[i], xb[i], sc.att[worker])
 			}
 		})
-		l.wo.mulMat(xb2, xb, th)
+		l.wo.mulMat(xb2, xb, th, sc.work)
 		for i := range items {
 			addTo(x[i], xb2[i])
 			rmsnorm(xb[i], x[i], l.ffnNorm, h.eps)
 		}
-		l.gate.mulMat(hb, xb, th)
-		l.up.mulMat(hb2, xb, th)
+		l.gate.mulMat(hb, xb, th, sc.work)
+		l.up.mulMat(hb2, xb, th, sc.work)
 		for i := range items {
 			g, u := hb[i], hb2[i]
 			for j, gv := range g {
 				g[j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[j]
 			}
 		}
-		l.down.mulMat(xb, hb, th)
+		l.down.mulMat(xb, hb, th, sc.work)
 		for i := range items {
 			addTo(x[i], xb[i])
 		}
@@ -207,7 +216,7 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 		}
 	}
 	if len(outs) > 0 {
-		w.output.mulMat(outs, ins, th)
+		w.output.mulMat(outs, ins, th, sc.work)
 	}
 }
 

@@ -15,27 +15,25 @@ const parallelMin = 1 << 15
 // weights. Rows are split across up to threads goroutines for large
 // products. Each output element is computed exactly as a single mat-vec
 // computes it, so batching does not change results.
-func (m *matrix) mulMat(out, in [][]float32, threads int) {
+// work holds one buffer of at least workSize(len(in)) per thread.
+func (m *matrix) mulMat(out, in [][]float32, threads int, work [][]float32) {
 	split := m.rows*m.cols*len(in) >= parallelMin && m.rows >= 2*threads
 	// Row ranges are multiples of 16 rows so workers do not share cache
 	// lines of the outputs.
 	blocks := (m.rows + 15) / 16
-	parallel(blocks, threads, split, func(_, lo, hi int) {
-		m.rowsRange(out, in, lo*16, min(hi*16, m.rows))
+	parallel(blocks, threads, split, func(w, lo, hi int) {
+		m.rowsRange(out, in, lo*16, min(hi*16, m.rows), work[w])
 	})
 }
 
 // rowsRange computes rows [lo, hi) of every product. F32 rows are taken
 // in blocks of rowBlock that stay in the L1 cache while every input passes
 // over them.
-func (m *matrix) rowsRange(out, in [][]float32, lo, hi int) {
+func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 	c := m.cols
-	var sums, buf []float32
-	if m.f32 == nil {
-		// Quantized rows are decoded a chunk at a time and each chunk
-		// serves every input.
-		sums, buf = make([]float32, len(in)), make([]float32, gguf.DotChunk)
-	}
+	// Quantized rows are decoded a chunk at a time into buf and each chunk
+	// serves every input.
+	buf, sums := work[:gguf.DotChunk], work[gguf.DotChunk:gguf.DotChunk+len(in)]
 	for rb := lo; rb < hi; rb += rowBlock {
 		re := min(rb+rowBlock, hi)
 		if m.f32 != nil {
@@ -55,6 +53,9 @@ func (m *matrix) rowsRange(out, in [][]float32, lo, hi int) {
 		}
 	}
 }
+
+// workSize is the per-thread scratch (elements) a product with n inputs needs.
+func workSize(n int) int { return gguf.DotChunk + n }
 
 // rowBlock is how many weight rows one pass over the inputs covers.
 const rowBlock = 16
