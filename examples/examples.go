@@ -10,3 +10,10 @@ import "embed"
 //
 //go:embed xgboost/model/xgboost-model xgboost/sample.csv
 var XGBoost embed.FS
+
+// LLM is the demo language model trained by llm/train.py: a 0.9M-parameter
+// llama-architecture GGUF file, llm/model/kjv-tiny.gguf, that continues
+// text in the style of the King James Version of Genesis and Exodus.
+//
+//go:embed llm/model/kjv-tiny.gguf
+var LLM embed.FS

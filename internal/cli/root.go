@@ -44,6 +44,7 @@ func ExecuteWith(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	g := &globals{}
 	g.register(root, os.Getenv)
 	root.AddCommand(serveCmd())
+	root.AddCommand(generateCmd())
 	for _, c := range clientCommands(g) {
 		root.AddCommand(c)
 	}

@@ -1,10 +1,26 @@
 package gguf
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
-// DotF32 returns the dot product of a and b[:len(a)]. It uses eight
-// independent accumulators so the loop is not bound by one add chain.
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// DotF32 returns the dot product of a and b[:len(a)]. It is gonum's
+// Sdot (SIMD assembly on amd64, pure Go elsewhere), which measured 4× the
+// pure-Go loop it replaced (dotF32Go) on this project's mat-vecs; see
+// docs/llm-engine.md.
 func DotF32(a, b []float32) float32 {
+	n := len(a)
+	if n == 0 {
+		return 0
+	}
+	return gonum.Implementation{}.Sdot(n, a, 1, b[:n], 1)
+}
+
+// dotF32Go is the pure-Go kernel DotF32 was measured against: eight
+// independent accumulators so the loop is not bound by one add chain.
+func dotF32Go(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32
@@ -128,7 +144,40 @@ func dotK(row []byte, x []float32, blockBytes int, dec func([]byte, []float32)) 
 	nb := len(row) / blockBytes
 	for b := 0; b < nb; b++ {
 		dec(row[b*blockBytes:(b+1)*blockBytes], buf[:])
-		sum += DotF32(buf[:], x[b*qkK:(b+1)*qkK])
+		sum += dotF32Go(buf[:], x[b*qkK:(b+1)*qkK]) // DotF32 would move buf to the heap
 	}
 	return sum
+}
+
+// DotChunk is how many elements DotMany decodes at a time: one K-quant
+// super-block, or eight 32-element blocks.
+const DotChunk = 256
+
+// DotMany sets sums[i] to the dot product of one encoded row of type t
+// (whole blocks) with xs[i], for every input. It decodes the row DotChunk
+// elements at a time into a stack buffer (never the whole row) and uses
+// each decoded chunk for every input, so n inputs cost one decode. The
+// result for one input does not depend on the others. buf is scratch of
+// at least DotChunk elements (a stack array would escape to the heap
+// through the assembly kernel).
+func DotMany(t TensorType, row []byte, xs [][]float32, sums, buf []float32) {
+	if t == F32 {
+		f := bytesAsF32(row)
+		for i, x := range xs {
+			sums[i] = DotF32(f, x)
+		}
+		return
+	}
+	buf = buf[:DotChunk]
+	tr := t.traits()
+	n := len(row) / tr.blockBytes * tr.blockSize
+	sums = sums[:len(xs)]
+	clear(sums)
+	for off := 0; off < n; off += DotChunk {
+		k := min(DotChunk, n-off)
+		Dequantize(t, row[t.RowBytes(off):t.RowBytes(off+k)], buf[:k])
+		for i, x := range xs {
+			sums[i] += DotF32(buf[:k], x[off:off+k])
+		}
+	}
 }

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -129,5 +130,221 @@ func TestHalfConversions(t *testing.T) {
 	}
 	if !math.IsNaN(float64(F16ToF32(F32ToF16(float32(math.NaN()))))) {
 		t.Error("NaN lost")
+	}
+}
+
+func TestDotF32MatchesGo(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 31, 288, 1000} {
+		a, b := make([]float32, n), make([]float32, n+3)
+		for i := range a {
+			a[i] = float32(i%13) - 6.5
+			b[i] = float32(i%7) * 0.25
+		}
+		got, want := DotF32(a, b), dotF32Go(a, b)
+		if d := got - want; d > 1e-3*(1+abs32(want)) || -d > 1e-3*(1+abs32(want)) {
+			t.Errorf("n=%d: DotF32 %v, pure Go %v", n, got, want)
+		}
+	}
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func BenchmarkDotF32(b *testing.B) {
+	a, x := make([]float32, 768*288), make([]float32, 288)
+	for i := range a {
+		a[i] = float32(i % 17)
+	}
+	for _, k := range []struct {
+		name string
+		f    func(a, b []float32) float32
+	}{{"gonum", DotF32}, {"go", dotF32Go}} {
+		b.Run(k.name+"/768x288", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				for r := 0; r < 768; r++ {
+					_ = k.f(a[r*288:(r+1)*288], x)
+				}
+			}
+			b.ReportMetric(float64(768*288*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
+}
+
+func TestDotManyMatchesDot(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const n = 768
+	vals := make([]float32, n)
+	for i := range vals {
+		vals[i] = float32(r.NormFloat64())
+	}
+	xs := make([][]float32, 3)
+	for i := range xs {
+		xs[i] = make([]float32, n)
+		for j := range xs[i] {
+			xs[i][j] = float32(r.NormFloat64())
+		}
+	}
+	for _, typ := range SupportedTypes() {
+		row, err := Quantize(typ, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := make([]float32, 3)
+		DotMany(typ, row, xs, sums, make([]float32, DotChunk))
+		for i, x := range xs {
+			want := Dot(typ, row, x)
+			if d := float64(sums[i] - want); math.Abs(d) > 1e-3*(1+math.Abs(float64(want))) {
+				t.Errorf("%s input %d: DotMany %v, Dot %v", typ, i, sums[i], want)
+			}
+			one := make([]float32, 1)
+			DotMany(typ, row, xs[i:i+1], one, make([]float32, DotChunk))
+			if one[0] != sums[i] {
+				t.Errorf("%s input %d: alone %v, with others %v", typ, i, one[0], sums[i])
+			}
+		}
+	}
+}
+
+func BenchmarkDotMany(b *testing.B) {
+	vals := make([]float32, 768*288)
+	for i := range vals {
+		vals[i] = float32(i%23) - 11
+	}
+	x := make([]float32, 288)
+	for _, typ := range []TensorType{Q8_0, Q4_K, Q6_K, F16} {
+		cols := 288
+		if typ == Q4_K || typ == Q6_K {
+			cols = 256
+		}
+		data, _ := Quantize(typ, vals[:768*cols])
+		rb := typ.RowBytes(cols)
+		b.Run(typ.String()+"/Dot", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				for r := 0; r < 768; r++ {
+					_ = Dot(typ, data[r*rb:(r+1)*rb], x)
+				}
+			}
+			b.ReportMetric(float64(768*cols*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+		for _, n := range []int{1, 8} {
+			xs := make([][]float32, n)
+			for i := range xs {
+				xs[i] = x
+			}
+			sums, buf := make([]float32, n), make([]float32, DotChunk)
+			b.Run(fmt.Sprintf("%s/DotMany%d", typ, n), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					for r := 0; r < 768; r++ {
+						DotMany(typ, data[r*rb:(r+1)*rb], xs, sums, buf)
+					}
+				}
+				b.ReportMetric(float64(768*cols*n*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
+	}
+}
+
+// TestDequantizeF16AllValues checks the inlined fast path against
+// F16ToF32 on every half-precision value.
+func TestDequantizeF16AllValues(t *testing.T) {
+	src := make([]byte, 2<<16)
+	for h := 0; h < 1<<16; h++ {
+		binary.LittleEndian.PutUint16(src[2*h:], uint16(h))
+	}
+	dst := make([]float32, 1<<16)
+	Dequantize(F16, src, dst)
+	for h := range dst {
+		if want := F16ToF32(uint16(h)); math.Float32bits(dst[h]) != math.Float32bits(want) {
+			t.Fatalf("half %#04x: %v, want %v", h, dst[h], want)
+		}
+	}
+}
+
+// TestDequantizeQ80AllBytes checks the int8 conversion on every byte.
+func TestDequantizeQ80AllBytes(t *testing.T) {
+	src := make([]byte, 8*34)
+	for b := 0; b < 8; b++ {
+		binary.LittleEndian.PutUint16(src[b*34:], F32ToF16(0.37))
+		for j := 0; j < 32; j++ {
+			src[b*34+2+j] = byte(b*32 + j)
+		}
+	}
+	dst := make([]float32, 256)
+	Dequantize(Q8_0, src, dst)
+	d := F16ToF32(F32ToF16(0.37))
+	for i, v := range dst {
+		if want := d * float32(int8(byte(i))); v != want {
+			t.Fatalf("byte %#02x: %v, want %v", i, v, want)
+		}
+	}
+}
+
+// refDequantQ4K and refDequantQ6K are the straightforward decoders the
+// optimised ones must match bit for bit.
+func refDequantQ4K(blk []byte, out []float32) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk))
+	dmin := F16ToF32(binary.LittleEndian.Uint16(blk[2:]))
+	scales := blk[4:16]
+	q := blk[16:144]
+	for j := 0; j < 4; j++ {
+		sc1, m1 := scaleMinK4(2*j, scales)
+		sc2, m2 := scaleMinK4(2*j+1, scales)
+		d1, mm1 := d*float32(sc1), dmin*float32(m1)
+		d2, mm2 := d*float32(sc2), dmin*float32(m2)
+		for l := 0; l < 32; l++ {
+			out[64*j+l] = d1*float32(q[32*j+l]&0xf) - mm1
+			out[64*j+l+32] = d2*float32(q[32*j+l]>>4) - mm2
+		}
+	}
+}
+
+func refDequantQ6K(blk []byte, out []float32) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk[208:]))
+	for n := 0; n < 2; n++ {
+		ql, qh, sc := blk[64*n:], blk[128+32*n:], blk[192+8*n:]
+		for l := 0; l < 32; l++ {
+			is := l / 16
+			q1 := int((ql[l]&0xf)|(qh[l]&3)<<4) - 32
+			q2 := int((ql[l+32]&0xf)|((qh[l]>>2)&3)<<4) - 32
+			q3 := int((ql[l]>>4)|((qh[l]>>4)&3)<<4) - 32
+			q4 := int((ql[l+32]>>4)|((qh[l]>>6)&3)<<4) - 32
+			out[128*n+l] = d * float32(int8(sc[is])) * float32(q1)
+			out[128*n+l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+			out[128*n+l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+			out[128*n+l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+		}
+	}
+}
+
+func TestKQuantDecodersExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, c := range []struct {
+		size      int
+		got, want func([]byte, []float32)
+	}{{144, dequantQ4K, refDequantQ4K}, {210, dequantQ6K, refDequantQ6K}} {
+		blk := make([]byte, c.size)
+		a, b := make([]float32, 256), make([]float32, 256)
+		for it := 0; it < 200; it++ {
+			for i := range blk {
+				blk[i] = byte(r.Uint32())
+			}
+			// Keep the f16 scales finite.
+			for _, at := range []int{0, 2, 208} {
+				if at+1 < c.size {
+					binary.LittleEndian.PutUint16(blk[at:], F32ToF16(float32(r.NormFloat64())))
+				}
+			}
+			c.got(blk, a)
+			c.want(blk, b)
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("block size %d, element %d: %v, want %v", c.size, i, a[i], b[i])
+				}
+			}
+		}
 	}
 }

@@ -53,7 +53,7 @@ func (iv *Invocation) Finish(status int) {
 		_ = iv.Body.Close()
 		iv.cancel()
 		model := iv.result.ModelLatency()
-		iv.s.record(iv.in, iv.Variant, iv.memoryMB, status, model)
+		iv.s.record(iv.in, iv.Variant, iv.memoryMB, status, model, iv.Usage)
 	})
 }
 
@@ -190,7 +190,7 @@ func (s *Service) invokeError(ctx context.Context, endpoint string, v *liveVaria
 }
 
 // record writes metrics and a usage-ledger row for a finished invocation.
-func (s *Service) record(in *InvokeInput, variant string, memoryMB, status int, model time.Duration) {
+func (s *Service) record(in *InvokeInput, variant string, memoryMB, status int, model time.Duration, usage func() (int, int)) {
 	mode := "realtime"
 	if memoryMB > 0 {
 		mode = "serverless"
@@ -204,10 +204,14 @@ func (s *Service) record(in *InvokeInput, variant string, memoryMB, status int, 
 		s.deps.Observer.Invocation(in.EndpointName, variant, status, model, overhead)
 	}
 	if s.deps.Ledger != nil {
-		s.deps.Ledger.RecordInvocation(meter.Invocation{
+		inv := meter.Invocation{
 			Time: in.Received, Mode: mode, Resource: in.EndpointName, Variant: variant, MemoryMB: memoryMB,
 			Caller: in.Caller, ModelLatency: model, TotalLatency: total, Status: status, BytesIn: in.Request.Size,
-		})
+		}
+		if usage != nil {
+			inv.InputTokens, inv.OutputTokens = usage()
+		}
+		s.deps.Ledger.RecordInvocation(inv)
 	}
 }
 
@@ -226,7 +230,7 @@ func (s *Service) recordFailure(in *InvokeInput, v *liveVariant, err error) {
 	} else if e.Kind == apierr.Throttled || e.Kind == apierr.Validation {
 		status = 400
 	}
-	s.record(in, v.name, memoryMB, status, 0)
+	s.record(in, v.name, memoryMB, status, 0, nil)
 }
 
 // limitedBody fails a read past its limit and remembers that it did.

@@ -32,6 +32,12 @@ type Response struct {
 	ContentType      string
 	CustomAttributes string
 	Body             io.ReadCloser
+	// Usage, when not nil, reports the tokens the invocation read and
+	// generated (LLM runtimes), for the usage ledger. It may be called at
+	// any time, concurrently with reading Body; once Body has been read to
+	// its end the counts are final (for a stream closed early: the tokens
+	// generated so far).
+	Usage func() (inputTokens, outputTokens int)
 }
 
 // Model is one loaded copy of a model. Invoke may be called concurrently;

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -10,50 +11,77 @@ import (
 	"github.com/inferbox/inferbox/internal/catalog"
 )
 
-// ExampleEndpoint is the endpoint `serve --examples` deploys.
-const ExampleEndpoint = "example-xgboost"
+// The endpoints `serve --examples` deploys.
+const (
+	ExampleEndpoint    = "example-xgboost"
+	ExampleLLMEndpoint = "example-llm"
+)
 
-// deployExamples writes the bundled XGBoost model under the data directory
-// and deploys it on a one-instance real-time endpoint, unless it exists.
+// example is a bundled model and the endpoint that serves it.
+type example struct {
+	name  string // model, endpoint config and endpoint name
+	image string // runtime
+	src   fs.FS
+	file  string // path in src of the model file
+	try   string // a command to show in the log
+}
+
+// deployExamples writes the bundled models under the data directory and
+// deploys each on a one-instance real-time endpoint, unless it exists: the
+// XGBoost classifier and the demo LLM (examples/llm).
 func (s *Server) deployExamples(ctx context.Context) error {
-	if _, err := s.hosting.DescribeEndpoint(ctx, ExampleEndpoint); err == nil {
+	url := "--endpoint-url http://" + s.cfg.Listen
+	for _, ex := range []example{
+		{ExampleEndpoint, "xgboost", examples.XGBoost, "xgboost/model/xgboost-model",
+			"aws sagemaker-runtime invoke-endpoint " + url + " --endpoint-name " + ExampleEndpoint + " --content-type text/csv --body fileb://examples/xgboost/sample.csv /dev/stdout"},
+		{ExampleLLMEndpoint, "llama", examples.LLM, "llm/model/kjv-tiny.gguf",
+			"aws sagemaker-runtime invoke-endpoint " + url + " --endpoint-name " + ExampleLLMEndpoint + ` --content-type application/json --body '{"inputs": "In the beginning"}' /dev/stdout`},
+	} {
+		if err := s.deployExample(ctx, ex); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) deployExample(ctx context.Context, ex example) error {
+	if _, err := s.hosting.DescribeEndpoint(ctx, ex.name); err == nil {
 		return nil
 	}
-	dir := filepath.Join(s.cfg.Data, "examples", "xgboost")
+	dir := filepath.Join(s.cfg.Data, "examples", filepath.Base(filepath.Dir(filepath.Dir(ex.file))))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	b, err := examples.XGBoost.ReadFile("xgboost/model/xgboost-model")
+	b, err := fs.ReadFile(ex.src, ex.file)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "xgboost-model")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(ex.file)), b, 0o644); err != nil {
 		return err
 	}
-	if _, err := s.hosting.DescribeModel(ctx, ExampleEndpoint); err != nil {
+	if _, err := s.hosting.DescribeModel(ctx, ex.name); err != nil {
 		if _, err := s.hosting.CreateModel(ctx, &catalog.Model{
-			ModelName:        ExampleEndpoint,
-			PrimaryContainer: &catalog.ContainerDefinition{Image: "xgboost", ModelDataUrl: "file://" + dir},
+			ModelName:        ex.name,
+			PrimaryContainer: &catalog.ContainerDefinition{Image: ex.image, ModelDataUrl: "file://" + dir},
 		}); err != nil {
-			return fmt.Errorf("example model: %w", err)
+			return fmt.Errorf("example model %s: %w", ex.name, err)
 		}
 	}
-	if _, err := s.hosting.DescribeEndpointConfig(ctx, ExampleEndpoint); err != nil {
+	if _, err := s.hosting.DescribeEndpointConfig(ctx, ex.name); err != nil {
 		one, w := 1, 1.0
 		if _, err := s.hosting.CreateEndpointConfig(ctx, &catalog.EndpointConfig{
-			EndpointConfigName: ExampleEndpoint,
+			EndpointConfigName: ex.name,
 			ProductionVariants: []catalog.ProductionVariant{{
-				VariantName: "AllTraffic", ModelName: ExampleEndpoint, InstanceType: "ml.m5.large",
+				VariantName: "AllTraffic", ModelName: ex.name, InstanceType: "ml.m5.large",
 				InitialInstanceCount: &one, InitialVariantWeight: &w,
 			}},
 		}); err != nil {
-			return fmt.Errorf("example endpoint config: %w", err)
+			return fmt.Errorf("example endpoint config %s: %w", ex.name, err)
 		}
 	}
-	if _, err := s.hosting.CreateEndpoint(ctx, ExampleEndpoint, ExampleEndpoint, nil); err != nil {
-		return fmt.Errorf("example endpoint: %w", err)
+	if _, err := s.hosting.CreateEndpoint(ctx, ex.name, ex.name, nil); err != nil {
+		return fmt.Errorf("example endpoint %s: %w", ex.name, err)
 	}
-	s.log.Info("example endpoint deployed", "endpoint", ExampleEndpoint, "try", "aws sagemaker-runtime invoke-endpoint --endpoint-url http://"+s.cfg.Listen+" --endpoint-name "+ExampleEndpoint+" --content-type text/csv --body fileb://examples/xgboost/sample.csv /dev/stdout")
+	s.log.Info("example endpoint deployed", "endpoint", ex.name, "try", ex.try)
 	return nil
 }

@@ -2,33 +2,83 @@ package llama
 
 import (
 	"math"
+	"sync"
 )
 
-// seqState is one sequence's activations and KV cache. Weights are shared;
-// a seqState belongs to one generation at a time.
+// seqState is one sequence's KV cache, position and last logits. Weights
+// are shared; a seqState belongs to one generation at a time.
 type seqState struct {
-	x, xb, xb2     []float32
-	q, k, v        []float32
-	att            []float32
-	hb, hb2        []float32
 	logits         []float32
 	kcache, vcache [][]float32 // per layer, pos*kvDim, grown on demand
-	cos, sin       []float64
-	pos            int
+	pos            int         // positions already in the cache
 }
 
 func (m *Model) newState() *seqState {
-	h := m.h
-	kvDim := h.nHeadKV * h.headDim
-	s := &seqState{
-		x: make([]float32, h.nEmbd), xb: make([]float32, h.nEmbd), xb2: make([]float32, h.nEmbd),
-		q: make([]float32, h.nEmbd), k: make([]float32, kvDim), v: make([]float32, kvDim),
-		att: make([]float32, h.nCtx), hb: make([]float32, h.nFF), hb2: make([]float32, h.nFF),
+	return &seqState{
 		logits: make([]float32, m.w.output.rows),
-		kcache: make([][]float32, h.nLayer), vcache: make([][]float32, h.nLayer),
-		cos: make([]float64, h.nRot/2), sin: make([]float64, h.nRot/2),
+		kcache: make([][]float32, m.h.nLayer), vcache: make([][]float32, m.h.nLayer),
 	}
-	return s
+}
+
+// item is one token of one sequence in a batch: it is written to the
+// sequence's KV cache at pos, and with logits set the next-token logits
+// after it land in s.logits.
+type item struct {
+	s      *seqState
+	tok    int
+	pos    int
+	logits bool
+}
+
+// scratch holds a batch's activations, one row per item. It is reused
+// between batches; only one batch uses it at a time.
+type scratch struct {
+	x, xb, xb2, q, k, v, hb, hb2 []float32
+	cos, sin                     []float64
+	att                          [][]float32 // one attention buffer per worker
+	work                         [][]float32 // one quantized-product buffer per worker
+}
+
+// rows returns the n per-item slices of width w in buf.
+func rows(buf []float32, n, w int) [][]float32 {
+	out := make([][]float32, n)
+	for i := range out {
+		out[i] = buf[i*w : (i+1)*w : (i+1)*w]
+	}
+	return out
+}
+
+func (sc *scratch) ensure(h hparams, n, workers int) {
+	need := func(b []float32, size int) []float32 {
+		if cap(b) < size {
+			return make([]float32, size)
+		}
+		return b[:size]
+	}
+	kvDim := h.nHeadKV * h.headDim
+	sc.x = need(sc.x, n*h.nEmbd)
+	sc.xb = need(sc.xb, n*h.nEmbd)
+	sc.xb2 = need(sc.xb2, n*h.nEmbd)
+	sc.q = need(sc.q, n*h.nEmbd)
+	sc.k = need(sc.k, n*kvDim)
+	sc.v = need(sc.v, n*kvDim)
+	sc.hb = need(sc.hb, n*h.nFF)
+	sc.hb2 = need(sc.hb2, n*h.nFF)
+	if cap(sc.cos) < n*h.nRot/2 {
+		sc.cos, sc.sin = make([]float64, n*h.nRot/2), make([]float64, n*h.nRot/2)
+	}
+	sc.cos, sc.sin = sc.cos[:n*h.nRot/2], sc.sin[:n*h.nRot/2]
+	for len(sc.att) < workers {
+		sc.att = append(sc.att, make([]float32, h.nCtx))
+	}
+	for len(sc.work) < workers {
+		sc.work = append(sc.work, nil)
+	}
+	for w := range sc.work[:workers] {
+		if cap(sc.work[w]) < workSize(n) {
+			sc.work[w] = make([]float32, workSize(n))
+		}
+	}
 }
 
 func rmsnorm(out, x, w []float32, eps float32) {
@@ -42,14 +92,15 @@ func rmsnorm(out, x, w []float32, eps float32) {
 	}
 }
 
-// rope rotates the first nRot dimensions of each head of vec in place.
-func (m *Model) rope(s *seqState, vec []float32, heads int) {
+// rope rotates the first nRot dimensions of each head of vec in place by
+// the angles whose cosines and sines are given.
+func (m *Model) rope(vec []float32, heads int, cos, sin []float64) {
 	h := m.h
 	half := h.nRot / 2
 	for hd := 0; hd < heads; hd++ {
 		v := vec[hd*h.headDim : (hd+1)*h.headDim]
 		for i := 0; i < half; i++ {
-			c, sn := float32(s.cos[i]), float32(s.sin[i])
+			c, sn := float32(cos[i]), float32(sin[i])
 			var a, b *float32
 			if h.ropeNeox {
 				a, b = &v[i], &v[i+half]
@@ -63,8 +114,11 @@ func (m *Model) rope(s *seqState, vec []float32, heads int) {
 	}
 }
 
-// grow makes room in a KV cache slice for position pos.
+// grow makes room in a KV cache slice for need elements.
 func grow(c []float32, need, limit int) []float32 {
+	if need <= len(c) {
+		return c
+	}
 	if need <= cap(c) {
 		return c[:need]
 	}
@@ -75,85 +129,156 @@ func grow(c []float32, need, limit int) []float32 {
 	return nc
 }
 
-// forward runs one token at position s.pos and advances it. When
-// wantLogits, s.logits holds the next-token logits afterwards.
+// forward runs one token of s at s.pos and advances it; with wantLogits,
+// s.logits holds the next-token logits afterwards.
 func (m *Model) forward(s *seqState, tok int, wantLogits bool) {
+	var sc scratch
+	m.forwardBatch(&sc, []item{{s: s, tok: tok, pos: s.pos, logits: wantLogits}})
+}
+
+// forwardBatch runs a batch of tokens — several positions of one sequence
+// (prompt processing) and/or the next position of several sequences
+// (decoding them together) — through the model. Each weight matrix is
+// read once per batch and multiplied with every item's activations. The
+// items of one sequence must be in increasing position order and
+// contiguous with its cache; afterwards each sequence's pos is past its
+// last item. Every item's arithmetic is the same whatever else is in the
+// batch, so batching never changes a generation's output.
+func (m *Model) forwardBatch(sc *scratch, items []item) {
 	h, w, th := m.h, m.w, m.threads
+	n := len(items)
 	kvDim := h.nHeadKV * h.headDim
-	pos := s.pos
-	w.tokEmbd.row(tok, s.x)
-	for i := range s.cos {
-		theta := float64(pos) * m.freqs[i]
-		s.sin[i], s.cos[i] = math.Sincos(theta)
+	half := h.nRot / 2
+	sc.ensure(h, n, th)
+	x, xb, xb2 := rows(sc.x, n, h.nEmbd), rows(sc.xb, n, h.nEmbd), rows(sc.xb2, n, h.nEmbd)
+	q, k, v := rows(sc.q, n, h.nEmbd), rows(sc.k, n, kvDim), rows(sc.v, n, kvDim)
+	hb, hb2 := rows(sc.hb, n, h.nFF), rows(sc.hb2, n, h.nFF)
+	for i, it := range items {
+		w.tokEmbd.row(it.tok, x[i])
+		for j := 0; j < half; j++ {
+			sc.sin[i*half+j], sc.cos[i*half+j] = math.Sincos(float64(it.pos) * m.freqs[j])
+		}
 	}
-	group := h.nHead / h.nHeadKV
-	scale := float32(1 / math.Sqrt(float64(h.headDim)))
+	limit := h.nCtx * kvDim
 	for li := range w.layers {
 		l := &w.layers[li]
-		rmsnorm(s.xb, s.x, l.attnNorm, h.eps)
-		l.wq.mulVec(s.q, s.xb, th)
-		l.wk.mulVec(s.k, s.xb, th)
-		l.wv.mulVec(s.v, s.xb, th)
-		if l.bq != nil {
-			addTo(s.q, l.bq)
-			addTo(s.k, l.bk)
-			addTo(s.v, l.bv)
+		for i := range items {
+			rmsnorm(xb[i], x[i], l.attnNorm, h.eps)
 		}
-		m.rope(s, s.q, h.nHead)
-		m.rope(s, s.k, h.nHeadKV)
-		limit := h.nCtx * kvDim
-		s.kcache[li] = grow(s.kcache[li], (pos+1)*kvDim, limit)
-		s.vcache[li] = grow(s.vcache[li], (pos+1)*kvDim, limit)
-		kc, vc := s.kcache[li], s.vcache[li]
-		copy(kc[pos*kvDim:], s.k)
-		copy(vc[pos*kvDim:], s.v)
-
-		for hd := 0; hd < h.nHead; hd++ {
-			q := s.q[hd*h.headDim : (hd+1)*h.headDim]
-			kvOff := (hd / group) * h.headDim
-			att := s.att[:pos+1]
-			maxv := float32(math.Inf(-1))
-			for t := 0; t <= pos; t++ {
-				k := kc[t*kvDim+kvOff : t*kvDim+kvOff+h.headDim]
-				a := dot(q, k) * scale
-				att[t] = a
-				maxv = max(maxv, a)
+		l.wq.mulMat(q, xb, th, sc.work)
+		l.wk.mulMat(k, xb, th, sc.work)
+		l.wv.mulMat(v, xb, th, sc.work)
+		for i, it := range items {
+			if l.bq != nil {
+				addTo(q[i], l.bq)
+				addTo(k[i], l.bk)
+				addTo(v[i], l.bv)
 			}
-			var sum float32
-			for t := range att {
-				e := float32(math.Exp(float64(att[t] - maxv)))
-				att[t] = e
-				sum += e
+			cos, sin := sc.cos[i*half:(i+1)*half], sc.sin[i*half:(i+1)*half]
+			m.rope(q[i], h.nHead, cos, sin)
+			m.rope(k[i], h.nHeadKV, cos, sin)
+			s := it.s
+			s.kcache[li] = grow(s.kcache[li], (it.pos+1)*kvDim, limit)
+			s.vcache[li] = grow(s.vcache[li], (it.pos+1)*kvDim, limit)
+			copy(s.kcache[li][it.pos*kvDim:], k[i])
+			copy(s.vcache[li][it.pos*kvDim:], v[i])
+		}
+		parallel(n, th, n > 1, func(worker, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				m.attention(items[i], li, q[i], xb[i], sc.att[worker])
 			}
-			out := s.xb[hd*h.headDim : (hd+1)*h.headDim]
-			clear(out)
-			inv := 1 / sum
-			for t, a := range att {
-				v := vc[t*kvDim+kvOff : t*kvDim+kvOff+h.headDim]
-				a *= inv
-				for i := range out {
-					out[i] += a * v[i]
-				}
+		})
+		l.wo.mulMat(xb2, xb, th, sc.work)
+		for i := range items {
+			addTo(x[i], xb2[i])
+			rmsnorm(xb[i], x[i], l.ffnNorm, h.eps)
+		}
+		l.gate.mulMat(hb, xb, th, sc.work)
+		l.up.mulMat(hb2, xb, th, sc.work)
+		for i := range items {
+			g, u := hb[i], hb2[i]
+			for j, gv := range g {
+				g[j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[j]
 			}
 		}
-		l.wo.mulVec(s.xb2, s.xb, th)
-		addTo(s.x, s.xb2)
-
-		rmsnorm(s.xb, s.x, l.ffnNorm, h.eps)
-		l.gate.mulVec(s.hb, s.xb, th)
-		l.up.mulVec(s.hb2, s.xb, th)
-		for i, g := range s.hb {
-			s.hb[i] = g / (1 + float32(math.Exp(float64(-g)))) * s.hb2[i]
+		l.down.mulMat(xb, hb, th, sc.work)
+		for i := range items {
+			addTo(x[i], xb[i])
 		}
-		l.down.mulVec(s.xb, s.hb, th)
-		addTo(s.x, s.xb)
 	}
-	s.pos++
-	if !wantLogits {
+	var outs, ins [][]float32
+	for i, it := range items {
+		it.s.pos = max(it.s.pos, it.pos+1)
+		if it.logits {
+			rmsnorm(xb[i], x[i], w.outNorm, h.eps)
+			outs = append(outs, it.s.logits)
+			ins = append(ins, xb[i])
+		}
+	}
+	if len(outs) > 0 {
+		w.output.mulMat(outs, ins, th, sc.work)
+	}
+}
+
+// attention computes the attention output of one item (its query q
+// against its sequence's cache up to its position) into out.
+func (m *Model) attention(it item, li int, q, out, att []float32) {
+	h := m.h
+	kvDim := h.nHeadKV * h.headDim
+	group := h.nHead / h.nHeadKV
+	scale := float32(1 / math.Sqrt(float64(h.headDim)))
+	kc, vc := it.s.kcache[li], it.s.vcache[li]
+	pos := it.pos
+	att = att[:pos+1]
+	for hd := 0; hd < h.nHead; hd++ {
+		qh := q[hd*h.headDim : (hd+1)*h.headDim]
+		kvOff := (hd / group) * h.headDim
+		maxv := float32(math.Inf(-1))
+		for t := 0; t <= pos; t++ {
+			a := dot(qh, kc[t*kvDim+kvOff:t*kvDim+kvOff+h.headDim]) * scale
+			att[t] = a
+			maxv = max(maxv, a)
+		}
+		var sum float32
+		for t := range att {
+			e := float32(math.Exp(float64(att[t] - maxv)))
+			att[t] = e
+			sum += e
+		}
+		o := out[hd*h.headDim : (hd+1)*h.headDim]
+		clear(o)
+		inv := 1 / sum
+		for t, a := range att {
+			vt := vc[t*kvDim+kvOff : t*kvDim+kvOff+h.headDim]
+			a *= inv
+			for i := range o {
+				o[i] += a * vt[i]
+			}
+		}
+	}
+}
+
+// parallel calls f over [0, n) split into up to threads contiguous ranges,
+// on goroutines started and waited for here (on the caller alone when
+// split is false or threads is 1). worker numbers the ranges from 0.
+func parallel(n, threads int, split bool, f func(worker, lo, hi int)) {
+	if !split || threads <= 1 || n < 2 {
+		f(0, 0, n)
 		return
 	}
-	rmsnorm(s.xb, s.x, w.outNorm, h.eps)
-	w.output.mulVec(s.logits, s.xb, th)
+	workers := min(threads, n)
+	chunk := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for wk := 1; wk*chunk < n; wk++ {
+		lo, hi := wk*chunk, min((wk+1)*chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(wk, lo, hi)
+		}()
+	}
+	f(0, 0, min(chunk, n))
+	wg.Wait()
 }
 
 func addTo(dst, src []float32) {

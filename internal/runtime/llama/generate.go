@@ -35,6 +35,8 @@ type Model struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	streams   map[*io.PipeWriter]struct{} // open Invoke streams, under mu
+
+	batch *batcher // decodes concurrent generations together
 }
 
 // ErrClosed is returned by Generate on a closed Model.
@@ -61,6 +63,8 @@ type GenerateRequest struct {
 type Token struct {
 	ID   int
 	Text string
+	// Last is set on the generation's final token.
+	Last bool
 }
 
 // Usage reports a finished generation.
@@ -160,13 +164,15 @@ func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(To
 	}
 	smp := newSampler(p, seed)
 	s := m.newState()
-	for i, id := range tokens {
-		if i%16 == 0 {
-			if err := m.stopped(ctx); err != nil {
-				return u, err
-			}
+	b := m.batch
+	b.join()
+	defer b.leave()
+	for i := 0; i < len(tokens); i += prefillChunk {
+		if err := m.stopped(ctx); err != nil {
+			return u, err
 		}
-		m.forward(s, id, i == len(tokens)-1)
+		end := min(i+prefillChunk, len(tokens))
+		b.run(&step{s: s, tokens: tokens[i:end], logits: end == len(tokens)})
 	}
 	history := append(make([]int, 0, len(tokens)+64), tokens...)
 	out := newTextStream(p.Stop)
@@ -195,13 +201,16 @@ func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(To
 		if last && u.StopSequence == "" {
 			text += out.flush()
 		}
-		if err := emit(Token{ID: id, Text: text}); err != nil {
+		b.away() // emit may block on a slow reader: others must not wait for it
+		err := emit(Token{ID: id, Text: text, Last: last})
+		b.back()
+		if err != nil {
 			return u, err
 		}
 		if last {
 			return u, nil
 		}
-		m.forward(s, id, true)
+		b.run(&step{s: s, tokens: []int{id}, logits: true})
 	}
 }
 
@@ -336,5 +345,7 @@ func newModel(f *gguf.File, maxCtx, threads int, log *slog.Logger) (*Model, erro
 		return nil, fmt.Errorf("vocabulary has %d tokens but token_embd.weight has %d rows", tok.VocabSize(), w.tokEmbd.rows)
 	}
 	h.nVocab = w.output.rows
-	return &Model{file: f, h: h, w: w, tok: tok, freqs: ropeFreqs(h), threads: max(1, threads), log: log, done: make(chan struct{}), streams: map[*io.PipeWriter]struct{}{}}, nil
+	m := &Model{file: f, h: h, w: w, tok: tok, freqs: ropeFreqs(h), threads: max(1, threads), log: log, done: make(chan struct{}), streams: map[*io.PipeWriter]struct{}{}}
+	m.batch = newBatcher(m)
+	return m, nil
 }

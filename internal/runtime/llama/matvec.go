@@ -1,51 +1,64 @@
 package llama
 
 import (
-	"sync"
-
 	"github.com/inferbox/inferbox/internal/gguf"
 )
 
-// parallelMin is the matrix size (elements) below which a mat-vec runs on
-// the calling goroutine: for small matrices starting goroutines costs more
-// than it saves.
-const parallelMin = 1 << 16
+// parallelMin is the work (matrix elements × inputs) below which a product
+// runs on the calling goroutine: for small products starting goroutines
+// costs more than it saves.
+const parallelMin = 1 << 15
 
-// mulVec computes out = m·x, splitting rows across up to threads goroutines
-// for large matrices. The goroutines are started and waited for here.
-func (m *matrix) mulVec(out, x []float32, threads int) {
-	if threads <= 1 || m.rows*m.cols < parallelMin || m.rows < 2*threads {
-		m.rowsRange(out, x, 0, m.rows)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (m.rows + threads - 1) / threads
-	for lo := chunk; lo < m.rows; lo += chunk {
-		hi := min(lo+chunk, m.rows)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.rowsRange(out, x, lo, hi)
-		}()
-	}
-	m.rowsRange(out, x, 0, min(chunk, m.rows))
-	wg.Wait()
+// mulMat computes out[i] = m·in[i] for every input. Each row of m is read
+// once and multiplied with every input while it is in cache, so decoding n
+// sequences together (or n prompt positions) costs about one pass over the
+// weights. Rows are split across up to threads goroutines for large
+// products. Each output element is computed exactly as a single mat-vec
+// computes it, so batching does not change results.
+// work holds one buffer of at least workSize(len(in)) per thread.
+func (m *matrix) mulMat(out, in [][]float32, threads int, work [][]float32) {
+	split := m.rows*m.cols*len(in) >= parallelMin && m.rows >= 2*threads
+	// Row ranges are multiples of 16 rows so workers do not share cache
+	// lines of the outputs.
+	blocks := (m.rows + 15) / 16
+	parallel(blocks, threads, split, func(w, lo, hi int) {
+		m.rowsRange(out, in, lo*16, min(hi*16, m.rows), work[w])
+	})
 }
 
-func (m *matrix) rowsRange(out, x []float32, lo, hi int) {
-	x = x[:m.cols]
-	if m.f32 != nil {
-		c := m.cols
-		for r := lo; r < hi; r++ {
-			out[r] = gguf.DotF32(m.f32[r*c:(r+1)*c], x)
+// rowsRange computes rows [lo, hi) of every product. F32 rows are taken
+// in blocks of rowBlock that stay in the L1 cache while every input passes
+// over them.
+func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
+	c := m.cols
+	// Quantized rows are decoded a chunk at a time into buf and each chunk
+	// serves every input.
+	buf, sums := work[:gguf.DotChunk], work[gguf.DotChunk:gguf.DotChunk+len(in)]
+	for rb := lo; rb < hi; rb += rowBlock {
+		re := min(rb+rowBlock, hi)
+		if m.f32 != nil {
+			for i, x := range in {
+				o := out[i]
+				for r := rb; r < re; r++ {
+					o[r] = gguf.DotF32(m.f32[r*c:(r+1)*c:(r+1)*c], x)
+				}
+			}
+			continue
 		}
-		return
-	}
-	typ, data, rb := m.t.Type, m.t.Data, m.rowB
-	for r := lo; r < hi; r++ {
-		out[r] = gguf.Dot(typ, data[r*rb:(r+1)*rb], x)
+		for r := rb; r < re; r++ {
+			gguf.DotMany(m.t.Type, m.t.Data[r*m.rowB:(r+1)*m.rowB], in, sums, buf)
+			for i, v := range sums {
+				out[i][r] = v
+			}
+		}
 	}
 }
+
+// workSize is the per-thread scratch (elements) a product with n inputs needs.
+func workSize(n int) int { return gguf.DotChunk + n }
+
+// rowBlock is how many weight rows one pass over the inputs covers.
+const rowBlock = 16
 
 // row decodes row r into dst (used for the embedding lookup).
 func (m *matrix) row(r int, dst []float32) {

@@ -62,3 +62,21 @@ func TestGreedyReference(t *testing.T) {
 		t.Errorf("usage %+v", u)
 	}
 }
+
+// TestDemoModel: the shipped demo model (examples/llm, trained by
+// train.py there) continues "In the beginning" greedily with exactly the
+// text the trainer's own numpy forward pass produced from the same
+// weights, so the engine and the trainer agree on the architecture.
+func TestDemoModel(t *testing.T) {
+	m, err := Load(gguf.NewRegistry(), "../../../examples/llm/model/kjv-tiny.gguf", 0, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	prompt := m.Tokenizer().Encode("In the beginning", true)
+	text, _, _ := generateText(t, m, &GenerateRequest{Tokens: prompt, Params: Params{MaxTokens: 48 - len(prompt)}})
+	const want = " the day of the Hittitull they shall eat every man's hand, and the sea after them: And they shall bind the"
+	if text != want {
+		t.Errorf("got  %q\nwant %q", text, want)
+	}
+}

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/inferbox/inferbox/internal/gguf"
 	"github.com/inferbox/inferbox/internal/runtime"
@@ -111,24 +113,32 @@ type invokeRequest struct {
 		Seed              *uint64         `json:"seed"`
 		DoSample          *bool           `json:"do_sample"`
 		ReturnFullText    bool            `json:"return_full_text"`
+		Details           bool            `json:"details"`
 	} `json:"parameters"`
 }
 
 // maxBody bounds the request body.
 const maxBody = 16 << 20
 
-func parseInvoke(body io.Reader) (string, Params, bool, error) {
+// invokeOptions are the request's output options.
+type invokeOptions struct {
+	fullText bool // return_full_text: the prompt precedes the generated text
+	details  bool // details: add TGI's details object
+}
+
+func parseInvoke(body io.Reader) (string, Params, invokeOptions, error) {
+	var none invokeOptions
 	var req invokeRequest
 	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
 	if err != nil {
-		return "", Params{}, false, err
+		return "", Params{}, none, err
 	}
 	if len(data) > maxBody {
-		return "", Params{}, false, runtime.BadInput("request body exceeds %d bytes", maxBody)
+		return "", Params{}, none, runtime.BadInput("request body exceeds %d bytes", maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&req); err != nil {
-		return "", Params{}, false, runtime.BadInput("request body is not valid JSON of the form {\"inputs\": \"...\", \"parameters\": {...}}: %v", err)
+		return "", Params{}, none, runtime.BadInput("request body is not valid JSON of the form {\"inputs\": \"...\", \"parameters\": {...}}: %v", err)
 	}
 	var prompt string
 	switch {
@@ -137,7 +147,7 @@ func parseInvoke(body io.Reader) (string, Params, bool, error) {
 	case req.Prompt != nil:
 		prompt = *req.Prompt
 	default:
-		return "", Params{}, false, runtime.BadInput("request has no \"inputs\" (or \"prompt\") string")
+		return "", Params{}, none, runtime.BadInput("request has no \"inputs\" (or \"prompt\") string")
 	}
 	q := req.Parameters
 	p := Params{Temperature: 1, TopP: 1, RepetitionPenalty: 1}
@@ -153,12 +163,18 @@ func parseInvoke(body io.Reader) (string, Params, bool, error) {
 	set(&p.FrequencyPenalty, q.FrequencyPenalty)
 	set(&p.PresencePenalty, q.PresencePenalty)
 	if q.TopP != nil && *q.TopP == 0 {
-		return "", p, false, runtime.BadInput("invalid top_p 0: must be in (0, 1]")
+		return "", p, none, runtime.BadInput("invalid top_p 0: must be in (0, 1]")
 	}
 	if q.RepetitionPenalty != nil && *q.RepetitionPenalty <= 0 {
-		return "", p, false, runtime.BadInput("invalid repetition_penalty %v: must be > 0", *q.RepetitionPenalty)
+		return "", p, none, runtime.BadInput("invalid repetition_penalty %v: must be > 0", *q.RepetitionPenalty)
 	}
-	if q.DoSample != nil && !*q.DoSample {
+	// TGI samples when do_sample is true or any warper is set
+	// (text_generation_server/utils/tokens.py: sampling = do_sample or
+	// has_warpers), and decodes greedily otherwise — also when no
+	// parameter is given at all.
+	warpers := (q.Temperature != nil && *q.Temperature != 1) || (q.TopK != nil && *q.TopK != 0) ||
+		(q.TopP != nil && *q.TopP < 1) || (q.MinP != nil && *q.MinP > 0)
+	if !warpers && (q.DoSample == nil || !*q.DoSample) {
 		p.Temperature = 0
 	}
 	if q.TopK != nil {
@@ -180,50 +196,74 @@ func parseInvoke(body io.Reader) (string, Params, bool, error) {
 		} else if json.Unmarshal(q.Stop, &many) == nil {
 			p.Stop = append(p.Stop, many...)
 		} else {
-			return "", p, false, runtime.BadInput("invalid stop: must be a string or an array of strings")
+			return "", p, none, runtime.BadInput("invalid stop: must be a string or an array of strings")
 		}
 	}
 	if err := p.Validate(); err != nil {
-		return "", p, false, runtime.BadInput("%s", err.Error())
+		return "", p, none, runtime.BadInput("%s", err.Error())
 	}
-	return prompt, p, q.ReturnFullText, nil
+	return prompt, p, invokeOptions{fullText: q.ReturnFullText, details: q.Details}, nil
 }
 
-type usageJSON struct {
-	InputTokens  int `json:"input_tokens"`
-	OutputTokens int `json:"output_tokens"`
-	TotalTokens  int `json:"total_tokens"`
+// tgiDetails is TGI's "details" object (parameters.details: true, and the
+// last event of a stream). finish_reason uses TGI's words: length,
+// eos_token, stop_sequence.
+type tgiDetails struct {
+	FinishReason    string  `json:"finish_reason"`
+	GeneratedTokens int     `json:"generated_tokens"`
+	Seed            *uint64 `json:"seed"`
 }
 
-type invokeResponse struct {
-	GeneratedText string    `json:"generated_text"`
-	FinishReason  string    `json:"finish_reason"`
-	StopSequence  string    `json:"stop_sequence,omitempty"`
-	Usage         usageJSON `json:"usage"`
+// invokeResult is one element of TGI's answer, [{"generated_text": ...}].
+type invokeResult struct {
+	GeneratedText string      `json:"generated_text"`
+	Details       *tgiDetails `json:"details,omitempty"`
 }
 
 type streamToken struct {
-	ID   int    `json:"id"`
-	Text string `json:"text"`
+	ID      int    `json:"id"`
+	Text    string `json:"text"`
+	Special bool   `json:"special"`
 }
 
+// streamLine is one event of a TGI stream.
 type streamLine struct {
-	Token         *streamToken    `json:"token,omitempty"`
-	GeneratedText *string         `json:"generated_text"`
-	Details       *invokeResponse `json:"details,omitempty"`
-	Error         string          `json:"error,omitempty"`
-	ErrorType     string          `json:"error_type,omitempty"`
+	Index         int          `json:"index,omitempty"`
+	Token         *streamToken `json:"token,omitempty"`
+	GeneratedText *string      `json:"generated_text"`
+	Details       *tgiDetails  `json:"details"`
+	Error         string       `json:"error,omitempty"`
+	ErrorType     string       `json:"error_type,omitempty"`
 }
 
-// Invoke answers a TGI-style request: {"inputs": "...", "parameters":
-// {...}} → {"generated_text", "finish_reason", "usage"}. When Accept is
-// text/event-stream or application/jsonlines, the body streams one JSON
-// object per token as it is generated (as "data: ..." events for
-// text/event-stream), then one object with generated_text and details
-// (finish reason, usage).
+func detailsOf(u Usage, seed *uint64) *tgiDetails {
+	reason := "length"
+	switch {
+	case u.StopSequence != "":
+		reason = "stop_sequence"
+	case u.EndToken >= 0:
+		reason = "eos_token"
+	}
+	return &tgiDetails{FinishReason: reason, GeneratedTokens: u.OutputTokens, Seed: seed}
+}
+
+// tokenCount is an invocation's token usage, read by the hosting service
+// (runtime.Response.Usage) possibly while the generation still runs.
+type tokenCount struct{ in, out atomic.Int64 }
+
+func (c *tokenCount) usage() (int, int) { return int(c.in.Load()), int(c.out.Load()) }
+
+// Invoke answers a Hugging Face TGI request as TGI does on SageMaker:
+// {"inputs": "...", "parameters": {...}} → [{"generated_text": "..."}],
+// with "details" (finish_reason, generated_tokens, seed) when
+// parameters.details is true. When Accept is text/event-stream or
+// application/jsonlines, the body streams one JSON object per token as it
+// is generated ("data: ..." events for text/event-stream); the last one
+// also carries generated_text and details, as TGI's /generate_stream does.
+// Response.Usage reports the prompt and generated token counts.
 // A streamed generation stops when ctx is done or Body is closed.
 func (m *Model) Invoke(ctx context.Context, req *runtime.Request) (*runtime.Response, error) {
-	prompt, p, fullText, err := parseInvoke(req.Body)
+	prompt, p, opt, err := parseInvoke(req.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -231,39 +271,53 @@ func (m *Model) Invoke(ctx context.Context, req *runtime.Request) (*runtime.Resp
 	if len(tokens) >= m.h.nCtx {
 		return nil, runtime.BadInput("prompt has %d tokens; the context holds %d", len(tokens), m.h.nCtx)
 	}
+	var seed *uint64
+	if p.Temperature > 0 {
+		// TGI reports the seed a sampled generation used.
+		if p.Seed == nil {
+			s := rand.Uint64()
+			p.Seed = &s
+		}
+		seed = p.Seed
+	}
 	greq := &GenerateRequest{Tokens: tokens, Params: p}
 	prefix := ""
-	if fullText {
+	if opt.fullText {
 		prefix = prompt
 	}
+	count := &tokenCount{}
+	count.in.Store(int64(len(tokens)))
 	accept, _, _ := mime.ParseMediaType(req.Accept)
 	if accept == "text/event-stream" || accept == "application/jsonlines" {
-		return m.invokeStream(ctx, greq, prefix, accept == "text/event-stream"), nil
+		resp := m.invokeStream(ctx, greq, prefix, seed, count, accept == "text/event-stream")
+		resp.Usage = count.usage
+		return resp, nil
 	}
 	var sb strings.Builder
 	sb.WriteString(prefix)
-	u, err := m.Generate(ctx, greq, func(t Token) error { sb.WriteString(t.Text); return nil })
+	u, err := m.Generate(ctx, greq, func(t Token) error {
+		count.out.Add(1)
+		sb.WriteString(t.Text)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(responseOf(sb.String(), u))
+	res := invokeResult{GeneratedText: sb.String()}
+	if opt.details {
+		res.Details = detailsOf(u, seed)
+	}
+	out, err := json.Marshal([]invokeResult{res})
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.Response{ContentType: "application/json", Body: io.NopCloser(bytes.NewReader(out))}, nil
-}
-
-func responseOf(text string, u Usage) *invokeResponse {
-	return &invokeResponse{
-		GeneratedText: text, FinishReason: u.FinishReason, StopSequence: u.StopSequence,
-		Usage: usageJSON{u.InputTokens, u.OutputTokens, u.InputTokens + u.OutputTokens},
-	}
+	return &runtime.Response{ContentType: "application/json", Body: io.NopCloser(bytes.NewReader(out)), Usage: count.usage}, nil
 }
 
 // invokeStream generates in a goroutine that writes to a pipe. The
 // goroutine ends when generation ends, ctx is done, or the reader closes
 // the body (the next write fails).
-func (m *Model) invokeStream(ctx context.Context, greq *GenerateRequest, prefix string, sse bool) *runtime.Response {
+func (m *Model) invokeStream(ctx context.Context, greq *GenerateRequest, prefix string, seed *uint64, count *tokenCount, sse bool) *runtime.Response {
 	pr, pw := io.Pipe()
 	m.mu.Lock()
 	m.streams[pw] = struct{}{}
@@ -293,9 +347,16 @@ func (m *Model) invokeStream(ctx context.Context, greq *GenerateRequest, prefix 
 			_, err = pw.Write(b)
 			return err
 		}
+		var last streamLine
 		u, err := m.Generate(ctx, greq, func(t Token) error {
+			n := count.out.Add(1)
 			full.WriteString(t.Text)
-			return write(streamLine{Token: &streamToken{ID: t.ID, Text: t.Text}})
+			l := streamLine{Index: int(n), Token: &streamToken{ID: t.ID, Text: t.Text, Special: m.tok.IsControl(t.ID)}}
+			if t.Last {
+				last = l // written with generated_text and details below
+				return nil
+			}
+			return write(l)
 		})
 		if err != nil {
 			var me *runtime.ModelError
@@ -308,7 +369,9 @@ func (m *Model) invokeStream(ctx context.Context, greq *GenerateRequest, prefix 
 			return
 		}
 		text := full.String()
-		_ = write(streamLine{GeneratedText: &text, Details: responseOf(text, u)})
+		last.GeneratedText = &text
+		last.Details = detailsOf(u, seed)
+		_ = write(last)
 		pw.Close()
 	}()
 	return &runtime.Response{ContentType: contentType, Body: pr}

@@ -46,17 +46,40 @@ func TestInvokeJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		GeneratedText string                                               `json:"generated_text"`
-		FinishReason  string                                               `json:"finish_reason"`
-		Usage         struct{ InputTokens, OutputTokens, TotalTokens int } `json:"usage"`
+	var out []struct {
+		GeneratedText string         `json:"generated_text"`
+		Details       map[string]any `json:"details"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	if resp.ContentType != "application/json" || out.GeneratedText != storiesReference+"\nLily" || out.FinishReason != "length" {
+	if resp.ContentType != "application/json" || len(out) != 1 || out[0].GeneratedText != storiesReference+"\nLily" || out[0].Details != nil {
 		t.Errorf("got %+v", out)
 	}
+	if in, n := resp.Usage(); in != 5 || n != 60 {
+		t.Errorf("usage = %d, %d tokens; want 5, 60", in, n)
+	}
+	// details: true adds TGI's details; a greedy generation has no seed.
+	resp, err = invoke(t, m, "application/json", `{"inputs": "Once upon a time", "parameters": {"do_sample": false, "max_new_tokens": 60, "stop": ["ball"], "details": true}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `[{"generated_text":", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ","details":{"finish_reason":"stop_sequence","generated_tokens":39,"seed":null}}]`
+	if string(b) != want {
+		t.Errorf("details:\n got %s\nwant %s", b, want)
+	}
+	// As in TGI, no sampling parameter means greedy.
+	resp, err = invoke(t, m, "application/json", `{"inputs": "Once upon a time", "parameters": {"max_new_tokens": 60}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = nil
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out) != 1 || out[0].GeneratedText != storiesReference+"\nLily" {
+		t.Errorf("no parameters: %+v, %v; want the greedy text", out, err)
+	}
+	resp.Body.Close()
 	// Seeded sampling through JSON is reproducible; "prompt" is accepted too.
 	body := `{"prompt": "Once upon a time", "parameters": {"temperature": 0.9, "top_k": 20, "top_p": 0.9, "seed": 7, "max_tokens": 30, "stop": "."}}`
 	var texts []string
@@ -113,8 +136,11 @@ func TestInvokeStream(t *testing.T) {
 		if final == nil || *final.GeneratedText != want || tokens.String() != want {
 			t.Fatalf("%s: tokens %q final %+v", accept, tokens.String(), final)
 		}
-		if final.Details.FinishReason != "stop" || final.Details.StopSequence != "ball" || final.Details.Usage.OutputTokens != n {
-			t.Errorf("%s: details %+v, %d token lines", accept, final.Details, n)
+		if final.Details.FinishReason != "stop_sequence" || final.Details.GeneratedTokens != n || final.Token == nil || final.Index != n {
+			t.Errorf("%s: final %+v, details %+v, %d token lines", accept, final, final.Details, n)
+		}
+		if in, out := resp.Usage(); in != 5 || out != n {
+			t.Errorf("%s: usage = %d, %d; want 5, %d", accept, in, out, n)
 		}
 	}
 }
@@ -237,5 +263,22 @@ func TestCloseStopsStreams(t *testing.T) {
 	}
 	if _, err := m.Generate(context.Background(), &GenerateRequest{Prompt: "x"}, func(Token) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Errorf("Generate after Close: %v", err)
+	}
+}
+
+func TestDetailsFinishReason(t *testing.T) {
+	seed := uint64(7)
+	for _, c := range []struct {
+		u    Usage
+		want string
+	}{
+		{Usage{FinishReason: FinishLength, EndToken: -1, OutputTokens: 3}, "length"},
+		{Usage{FinishReason: FinishStop, EndToken: 2, OutputTokens: 3}, "eos_token"},
+		{Usage{FinishReason: FinishStop, EndToken: -1, StopSequence: ".", OutputTokens: 3}, "stop_sequence"},
+	} {
+		d := detailsOf(c.u, &seed)
+		if d.FinishReason != c.want || d.GeneratedTokens != 3 || *d.Seed != 7 {
+			t.Errorf("%+v: %+v", c.u, d)
+		}
 	}
 }

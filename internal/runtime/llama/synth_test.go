@@ -19,6 +19,7 @@ type synth struct {
 	nEmbd, nLayer, nHead, nHeadKV, nFF int
 	tied                               bool
 	seed                               uint64
+	ctx                                int      // context length; 0 means 128
 	vocabExtra                         []string // normal tokens after the specials and bytes
 	extraKV                            map[string]any
 	// mutate, when set, may change a tensor's values before it is written.
@@ -56,7 +57,11 @@ func (s synth) write(t testing.TB, dir string) string {
 	w := &gguf.Writer{}
 	p := s.arch + "."
 	w.Set("general.architecture", s.arch)
-	w.Set(p+"context_length", uint32(128))
+	ctx := s.ctx
+	if ctx == 0 {
+		ctx = 128
+	}
+	w.Set(p+"context_length", uint32(ctx))
 	w.Set(p+"embedding_length", uint32(s.nEmbd))
 	w.Set(p+"block_count", uint32(s.nLayer))
 	w.Set(p+"feed_forward_length", uint32(s.nFF))

@@ -151,6 +151,12 @@ func (t *Tokenizer) BOS() int { return t.bos }
 // IsEnd reports whether id ends generation (EOS, EOT and similar).
 func (t *Tokenizer) IsEnd(id int) bool { return t.end[id] }
 
+// IsControl reports whether id is a control token (BOS, EOS, chat
+// markers), which renders as no text.
+func (t *Tokenizer) IsControl(id int) bool {
+	return id >= 0 && id < len(t.types) && t.types[id] == tokControl
+}
+
 // Encode tokenizes text. With addSpecial, BOS (and EOS) are added as the
 // file asks. Control and user-defined tokens written literally in the text
 // ("<|im_start|>") become those tokens, as llama.cpp's server does.
