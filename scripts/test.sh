@@ -50,3 +50,6 @@ bash scripts/aws-cli-scenario.sh
 
 echo "== AWS CLI scenario: S3"
 bash scripts/s3-scenario.sh
+
+echo "== AWS CLI scenario: batch transform"
+bash scripts/transform-scenario.sh

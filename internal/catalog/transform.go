@@ -87,6 +87,22 @@ type TransformJob struct {
 	TransformStartTime      Time               `json:"TransformStartTime,omitzero"`
 	TransformEndTime        Time               `json:"TransformEndTime,omitzero"`
 	Tags                    []Tag              `json:"Tags,omitempty"`
+	// Progress is inferbox's addition to DescribeTransformJob (SageMaker
+	// has no such member; SDKs ignore it): how far the job has got.
+	Progress *TransformProgress `json:"Progress,omitempty"`
+}
+
+// TransformProgress is how far a transform job has got. Bytes are bytes of
+// the input objects as stored (compressed bytes for Gzip inputs); an
+// input finished before a restart counts whole. EstimatedSecondsRemaining
+// is absent until the current run has read something.
+type TransformProgress struct {
+	RecordsProcessed          int64  `json:"RecordsProcessed"`
+	BytesProcessed            int64  `json:"BytesProcessed"`
+	BytesTotal                int64  `json:"BytesTotal"`
+	ObjectsCompleted          int    `json:"ObjectsCompleted"`
+	ObjectsTotal              int    `json:"ObjectsTotal"`
+	EstimatedSecondsRemaining *int64 `json:"EstimatedSecondsRemaining,omitempty"`
 }
 
 // The transform_jobs table is created on first use with IF NOT EXISTS

@@ -61,6 +61,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		invokeCmd(g),
 		invokeAsyncCmd(g),
 		autoscalingCmd(g),
+		transformCmd(g),
 	}
 }
 

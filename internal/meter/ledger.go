@@ -272,21 +272,11 @@ func (l *Ledger) write(ctx context.Context, invs []Invocation, events []instance
 		}
 	}
 	if len(invs) > 0 {
-		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO meter_invocations (time_us, mode, resource, variant, instance_type, caller,
-				model_latency_us, total_latency_us, status, bytes_in, bytes_out, input_tokens, output_tokens, memory_mb)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for i := range invs {
-			v := &invs[i]
-			if _, err := stmt.ExecContext(ctx, v.Time.UnixMicro(), v.Mode, v.Resource, v.Variant, v.InstanceType, v.Caller,
-				v.ModelLatency.Microseconds(), v.TotalLatency.Microseconds(), v.Status,
-				v.BytesIn, v.BytesOut, v.InputTokens, v.OutputTokens, v.MemoryMB); err != nil {
-				return fmt.Errorf("invocation: %w", err)
-			}
+		data, lo, hi := encodeBatch(invs)
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO meter_invocation_batches (min_time_us, max_time_us, count, data) VALUES (?, ?, ?, ?)`,
+			lo, hi, len(invs), data); err != nil {
+			return fmt.Errorf("invocations: %w", err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx,

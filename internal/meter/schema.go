@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -44,6 +45,16 @@ var migrations = []string{
 	CREATE INDEX meter_invocations_time ON meter_invocations(time_us);`,
 	// 2: serverless compute is priced by duration × memory size.
 	`ALTER TABLE meter_invocations ADD COLUMN memory_mb INTEGER NOT NULL DEFAULT 0;`,
+	// 3: invocations are written a flush at a time (see batch.go);
+	// meter_invocations keeps the rows older versions wrote.
+	`CREATE TABLE meter_invocation_batches (
+		id          INTEGER PRIMARY KEY,
+		min_time_us INTEGER NOT NULL,
+		max_time_us INTEGER NOT NULL,
+		count       INTEGER NOT NULL,
+		data        BLOB NOT NULL
+	);
+	CREATE INDEX meter_invocation_batches_time ON meter_invocation_batches(max_time_us, min_time_us);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -114,7 +125,34 @@ func (l *Ledger) Invocations(ctx context.Context, from, to time.Time) ([]Invocat
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("meter: read invocations: %w", err)
 	}
+	rows.Close() // one connection: close before the next query
+	out, err = l.batchedInvocations(ctx, out, from.UnixMicro(), upper)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b Invocation) int { return a.Time.Compare(b.Time) })
 	return out, nil
+}
+
+// batchedInvocations appends the invocations of the batches that overlap
+// [from, to), in write order.
+func (l *Ledger) batchedInvocations(ctx context.Context, out []Invocation, from, to int64) ([]Invocation, error) {
+	rows, err := l.db.QueryContext(ctx,
+		`SELECT data FROM meter_invocation_batches WHERE max_time_us >= ? AND min_time_us < ? ORDER BY id`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("meter: read invocations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return nil, fmt.Errorf("meter: read invocations: %w", err)
+		}
+		if out, err = decodeBatch(out, data, from, to); err != nil {
+			return nil, err
+		}
+	}
+	return out, rows.Err()
 }
 
 // Instances returns the written instance lifetimes that overlap [from,

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,12 +29,12 @@ import (
 // some running and some done.
 const crashRequests = 1000
 
-// binaryServer is the real inferbox binary running `serve` as a child
-// process of the test.
-type binaryServer struct {
+// crashServer is the real inferbox binary running `serve` as a child
+// process of the test, with a fixed address and extra flags so that it
+// can be killed and restarted in place.
+type crashServer struct {
 	t    *testing.T
 	bin  string
-	args []string
 	log  *bytes.Buffer
 	cmd  *exec.Cmd
 	url  string
@@ -68,9 +67,9 @@ func freePort(t *testing.T) string {
 }
 
 // startBinary runs `inferbox serve` and waits for /healthz.
-func startBinary(t *testing.T, bin, addr string, args ...string) *binaryServer {
+func startBinary(t *testing.T, bin, addr string, args ...string) *crashServer {
 	t.Helper()
-	b := &binaryServer{t: t, bin: bin, log: &bytes.Buffer{}, url: "http://" + addr, done: make(chan struct{})}
+	b := &crashServer{t: t, bin: bin, log: &bytes.Buffer{}, url: "http://" + addr, done: make(chan struct{})}
 	b.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--log", "text"}, args...)...)
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
@@ -94,26 +93,11 @@ func startBinary(t *testing.T, bin, addr string, args ...string) *binaryServer {
 	return b
 }
 
-// children lists the server's child processes (model instances).
-func (b *binaryServer) children() []int {
-	var pids []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", b.cmd.Process.Pid))
-	for _, f := range tasks {
-		raw, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(raw)) {
-			if pid, err := strconv.Atoi(s); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
-
-// kill sends SIGKILL to the server, then to its model processes' groups
-// (they run in their own process groups and would outlive it), and
-// waits for the server to be gone.
-func (b *binaryServer) kill() {
-	kids := b.children()
+// kill sends SIGKILL to the server and waits for it to be gone. Its
+// model processes die with it (Pdeathsig); killing their process groups
+// too keeps a leak from outliving the test if that ever breaks.
+func (b *crashServer) kill() {
+	kids := children(b.cmd.Process.Pid)
 	_ = b.cmd.Process.Signal(syscall.SIGKILL)
 	<-b.done
 	for _, pid := range kids {

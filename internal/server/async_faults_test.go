@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 
 	"github.com/inferbox/inferbox/internal/config"
+	"github.com/inferbox/inferbox/internal/meter"
 )
 
 // flakyWebhook answers 503 while down and records what it accepts.
@@ -52,7 +55,7 @@ func newFlakyWebhook(t *testing.T) *flakyWebhook {
 // mid-request is retried up to the delivery limit, then fails with a
 // failure object and an error notification; an input location that
 // cannot be read fails with the reason. Every attempt is in the usage
-// ledger under mode async.
+// ledger under mode async (read after Shutdown, as serverless_test does).
 func TestAsyncFaults(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
@@ -146,17 +149,41 @@ func TestAsyncFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var ok, failed, other int
-	if err := db.QueryRow(`SELECT coalesce(sum(mode = 'async' AND status = 200), 0), coalesce(sum(mode = 'async' AND status <> 200), 0), coalesce(sum(mode <> 'async'), 0)
-		FROM meter_invocations WHERE resource = 'faults'`).Scan(&ok, &failed, &other); err != nil {
+	ledger, err := meter.NewLedger(context.Background(), db, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
+	}
+	invs, err := ledger.Invocations(context.Background(), time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, failed, other int
+	for _, v := range invs {
+		switch {
+		case v.Resource != "faults":
+		case v.Mode != "async":
+			other++
+		case v.Status == 200:
+			ok++
+		default:
+			failed++
+		}
 	}
 	if ok != 5 || failed != 3 || other != 0 {
 		t.Errorf("ledger invocations: %d async successes, %d async failures, %d of another mode; want 5, 3, 0", ok, failed, other)
 	}
-	var instances, asyncInstances int
-	if err := db.QueryRow(`SELECT count(*), coalesce(sum(mode = 'async'), 0) FROM meter_instances WHERE resource = 'faults'`).Scan(&instances, &asyncInstances); err != nil {
+	insts, err := ledger.Instances(context.Background(), time.Time{}, time.Time{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	var instances, asyncInstances int
+	for _, r := range insts {
+		if r.Resource == "faults" {
+			instances++
+			if r.Mode == "async" {
+				asyncInstances++
+			}
+		}
 	}
 	if instances == 0 || asyncInstances != instances {
 		t.Errorf("ledger instances: %d, %d of mode async", instances, asyncInstances)

@@ -202,7 +202,10 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.Handle(native.Prefix, native.New(s.hosting, s.scaling, s.cfg.Auth.AccessKeys, s.log).WithAsync(s.async))
+	nat := native.New(s.hosting, s.scaling, s.cfg.Auth.AccessKeys, s.log)
+	nat.RegisterTransform(s.batch)
+	nat.RegisterAsync(s.async)
+	mux.Handle(native.Prefix, nat)
 	mux.Handle("/", withRequestID(signed(verifier, aws, func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			awsproto.WriteJSONError(w, authCodes, err, s.log)

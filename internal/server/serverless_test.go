@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/inferbox/inferbox/internal/config"
+	"github.com/inferbox/inferbox/internal/meter"
 	_ "modernc.org/sqlite"
 )
 
@@ -138,9 +140,22 @@ func TestServerlessLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var n, withMemory int
-	if err := db.QueryRow(`SELECT count(*), sum(memory_mb = 2048 AND mode = 'serverless') FROM meter_invocations WHERE resource = 'sl' AND status = 200`).Scan(&n, &withMemory); err != nil {
+	ledger, err := meter.NewLedger(context.Background(), db, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
+	}
+	invs, err := ledger.Invocations(context.Background(), time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, withMemory int
+	for _, v := range invs {
+		if v.Resource == "sl" && v.Status == 200 {
+			n++
+			if v.Mode == "serverless" && v.MemoryMB == 2048 {
+				withMemory++
+			}
+		}
 	}
 	if n != 3 || withMemory != 3 {
 		t.Fatalf("ledger: %d successful invocations, %d with mode serverless and 2048 MB; want 3 and 3", n, withMemory)

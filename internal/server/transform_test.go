@@ -133,9 +133,9 @@ func TestTransformEndToEnd(t *testing.T) {
 	e := newBatchEnv(t)
 	ctx := context.Background()
 	files := map[string][]string{
-		"in/a.csv":     e.csvRows(300),
-		"in/b.csv":     e.csvRows(5),
-		"in/sub/c.csv": e.csvRows(37),
+		"in/a.csv":     e.variedRows(300),
+		"in/b.csv":     e.variedRows(5),
+		"in/sub/c.csv": e.variedRows(37),
 	}
 	for k, rows := range files {
 		e.put(t, k, []byte(strings.Join(rows, "\n")+"\n"))
@@ -162,6 +162,7 @@ func TestTransformEndToEnd(t *testing.T) {
 	if err := e.create(t, jobSpec{name: "single", prefix: "in/", out: "out-single", strategy: "SingleRecord", split: "Line", assemble: "Line", concurrent: 2}); err != nil {
 		t.Fatalf("CreateTransformJob: %v", err)
 	}
+	outputs := map[string]string{} // "job key" → output
 	for _, job := range []string{"multi", "single"} {
 		d := e.wait(t, job)
 		if d.TransformJobStatus != smtypes.TransformJobStatusCompleted {
@@ -175,10 +176,35 @@ func TestTransformEndToEnd(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s: no output for %s", job, k)
 			}
+			outputs[job+" "+k] = got
 			if got != realtime[k] {
 				t.Errorf("%s: output of %s differs from real-time predictions:\n got %.200q\nwant %.200q", job, k, got, realtime[k])
 			}
 		}
+	}
+
+	// Both agree with python3-xgboost line by line, and with each other
+	// byte for byte.
+	for k, rows := range files {
+		want := pythonPredictions(t, rows)
+		for _, job := range []string{"multi", "single"} {
+			if bad := compareLines(outputs[job+" "+k], want, 1e-6); len(bad) > 0 {
+				t.Errorf("%s: %s differs from python3-xgboost: %s", job, k, strings.Join(bad, "; "))
+			}
+		}
+		if outputs["multi "+k] != outputs["single "+k] {
+			t.Errorf("%s: MultiRecord and SingleRecord outputs differ", k)
+		}
+	}
+
+	// Progress of a finished job counts every record, byte and object.
+	p := describeProgress(t, e, "multi")
+	var size int64
+	for _, rows := range files {
+		size += int64(len(strings.Join(rows, "\n")) + 1)
+	}
+	if p.RecordsProcessed != 342 || p.BytesProcessed != size || p.BytesTotal != size || p.ObjectsCompleted != 3 || p.ObjectsTotal != 3 || p.EstimatedSecondsRemaining != nil {
+		t.Errorf("Progress of the finished job = %+v; want 342 records, %d bytes of %d, 3/3 objects, no estimate", p, size, size)
 	}
 
 	// Duplicate name: ResourceInUse.

@@ -18,31 +18,31 @@ import (
 // visible only when the whole object is done. At most window batches are
 // in flight, so memory is bounded by window × MaxPayloadInMB (plus their
 // responses) whatever the object's size.
-func (s *Service) processObject(ctx context.Context, j *catalog.TransformJob, p params, in input, tag string, work chan<- *task, window int) error {
+func (s *Service) processObject(ctx context.Context, j *catalog.TransformJob, p params, in input, tag string, work chan<- *task, window int, pr *progress) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	src, size, err := s.openInput(ctx, j, in.uri)
+	src, size, err := s.openInput(ctx, j, in.uri, pr)
 	if err != nil {
 		return fmt.Errorf("%s: %v", in.uri, err)
 	}
 	defer src.Close()
 
-	pr, pw := io.Pipe()
+	pipeR, pw := io.Pipe()
 	putDone := make(chan error, 1)
 	go func() {
-		_, err := s.deps.Objects.Put(ctx, in.out, pr, objstore.PutOptions{
+		_, err := s.deps.Objects.Put(ctx, in.out, pipeR, objstore.PutOptions{
 			ContentType: j.TransformOutput.Accept, Size: -1, Metadata: map[string]string{metaJob: tag},
 		})
-		pr.CloseWithError(err)
+		pipeR.CloseWithError(err)
 		putDone <- err
 	}()
 	out := bufio.NewWriterSize(pw, 256<<10)
 
 	var procErr error
 	if j.TransformInput.SplitType == "" || j.TransformInput.SplitType == "None" {
-		procErr = s.wholeObject(ctx, j, p, in, src, size, work, out)
+		procErr = s.wholeObject(ctx, j, p, in, src, size, work, out, pr)
 	} else {
-		procErr = s.splitObject(ctx, j, p, in, src, work, window, out)
+		procErr = s.splitObject(ctx, j, p, in, src, work, window, out, pr)
 	}
 	if procErr == nil {
 		procErr = out.Flush()
@@ -61,7 +61,7 @@ func (s *Service) processObject(ctx context.Context, j *catalog.TransformJob, p 
 }
 
 // wholeObject sends the object as one request (SplitType None).
-func (s *Service) wholeObject(ctx context.Context, j *catalog.TransformJob, p params, in input, src io.Reader, size int64, work chan<- *task, out io.Writer) error {
+func (s *Service) wholeObject(ctx context.Context, j *catalog.TransformJob, p params, in input, src io.Reader, size int64, work chan<- *task, out io.Writer, pr *progress) error {
 	limit := p.limit
 	if limit == 0 {
 		limit = maxPayloadMB << 20
@@ -83,6 +83,7 @@ func (s *Service) wholeObject(ctx context.Context, j *catalog.TransformJob, p pa
 	if r.err != nil {
 		return fmt.Errorf("%s: %s", in.uri, describeInvokeError(r.err))
 	}
+	pr.records.Add(1)
 	return s.assemble(j, p, &batch{n: 1, first: 1, inputs: [][]byte{payload}}, r.body, out)
 }
 
@@ -94,7 +95,7 @@ type pending struct {
 
 // splitObject splits the object into batches, sends them to the workers
 // and assembles the results in order.
-func (s *Service) splitObject(ctx context.Context, j *catalog.TransformJob, p params, in input, src io.Reader, work chan<- *task, window int, out io.Writer) error {
+func (s *Service) splitObject(ctx context.Context, j *catalog.TransformJob, p params, in input, src io.Reader, work chan<- *task, window int, out io.Writer, pr *progress) error {
 	limit := p.limit
 	if limit == 0 {
 		limit = maxPayloadMB << 20
@@ -139,7 +140,9 @@ func (s *Service) splitObject(ctx context.Context, j *catalog.TransformJob, p pa
 			if aerr := s.assemble(j, p, pd.b, r.body, out); aerr != nil {
 				err = fmt.Errorf("%s: %s: %v", in.uri, recordSpan(pd.b), aerr)
 				cancel(err)
+				continue
 			}
+			pr.records.Add(int64(pd.b.n))
 		}
 		asmDone <- err
 	}()

@@ -29,6 +29,7 @@ const metaJob = "inferbox-transform-job"
 // input is one input object and where its output goes.
 type input struct {
 	uri, out string
+	size     int64
 }
 
 // params are a job's effective settings.
@@ -56,7 +57,10 @@ func (s *Service) run(ctx context.Context, j *catalog.TransformJob) {
 		j.TransformStartTime = catalog.Now()
 		s.setStatus(ctx, j, catalog.TransformInProgress, "")
 	}
-	written, reason := s.execute(ctx, j)
+	pr := &progress{started: time.Now()}
+	defer s.untrack(j)
+	written, reason := s.execute(ctx, j, pr)
+	j.Progress = pr.final()
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errStopped):
 		s.finishStopped(ctx, j, written)
@@ -148,10 +152,11 @@ func (s *Service) inputs(ctx context.Context, j *catalog.TransformJob) ([]input,
 				return nil, fmt.Errorf("manifest %s: entry %s is not a string", ds.S3Uri, e)
 			}
 			uri := head.Prefix + rel
-			if _, err := s.deps.Objects.Head(ctx, uri); err != nil {
+			info, err := s.deps.Objects.Head(ctx, uri)
+			if err != nil {
 				return nil, fmt.Errorf("manifest %s: entry %s: %v", ds.S3Uri, uri, err)
 			}
-			ins = append(ins, input{uri: uri, out: outBase + rel + ".out"})
+			ins = append(ins, input{uri: uri, out: outBase + rel + ".out", size: info.Size})
 		}
 		return ins, nil
 	}
@@ -164,7 +169,7 @@ func (s *Service) inputs(ctx context.Context, j *catalog.TransformJob) ([]input,
 		if strings.HasSuffix(o.URI, "/") {
 			return nil
 		}
-		ins = append(ins, input{uri: o.URI, out: outBase + strings.TrimPrefix(o.URI, base) + ".out"})
+		ins = append(ins, input{uri: o.URI, out: outBase + relKey(base, o.URI) + ".out", size: o.Size})
 		return nil
 	})
 	if err != nil {
@@ -176,22 +181,41 @@ func (s *Service) inputs(ctx context.Context, j *catalog.TransformJob) ([]input,
 	return ins, nil
 }
 
+// relKey is uri's key below base's. Listings name files by plain path
+// whatever form the prefix had (file:///d/ lists /d/x), so both are
+// compared as keys.
+func relKey(base, uri string) string {
+	lb, err1 := objstore.Parse(base)
+	lu, err2 := objstore.Parse(uri)
+	if err1 != nil || err2 != nil || lb.Scheme != lu.Scheme || lb.Bucket != lu.Bucket {
+		return strings.TrimPrefix(uri, base)
+	}
+	return strings.TrimPrefix(lu.Key, lb.Key)
+}
+
 // execute runs the job's inputs and returns the outputs written and, on
 // failure, the reason.
-func (s *Service) execute(ctx context.Context, j *catalog.TransformJob) (written []string, reason string) {
+func (s *Service) execute(ctx context.Context, j *catalog.TransformJob, pr *progress) (written []string, reason string) {
 	ins, err := s.inputs(ctx, j)
 	if err != nil {
 		return nil, err.Error()
 	}
 	tag := jobTag(j)
 	var todo []input
+	pr.objectsTotal = len(ins)
 	for _, in := range ins {
+		pr.bytesTotal += in.size
 		if info, err := s.deps.Objects.Head(ctx, in.out); err == nil && info.Metadata[metaJob] == tag {
 			written = append(written, in.out) // finished before a restart
+			pr.bytesAtStart += in.size
+			pr.objectsDone.Add(1)
 			continue
 		}
 		todo = append(todo, in)
 	}
+	pr.bytes.Store(pr.bytesAtStart)
+	pr.started = time.Now()
+	s.track(j, pr) // totals are set: Describe may read it from now on
 	if len(todo) == 0 {
 		return written, ""
 	}
@@ -263,7 +287,7 @@ func (s *Service) execute(ctx context.Context, j *catalog.TransformJob) (written
 		go func() {
 			defer fwg.Done()
 			defer func() { <-sem }()
-			err := s.processObject(ctx, j, p, in, tag, work, workers)
+			err := s.processObject(ctx, j, p, in, tag, work, workers, pr)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -273,6 +297,7 @@ func (s *Service) execute(ctx context.Context, j *catalog.TransformJob) (written
 				return
 			}
 			written = append(written, in.out)
+			pr.objectsDone.Add(1)
 		}()
 	}
 	fwg.Wait()
@@ -416,15 +441,19 @@ func describeInvokeError(err error) string {
 }
 
 // openInput streams an input object, decompressing gzip.
-func (s *Service) openInput(ctx context.Context, j *catalog.TransformJob, uri string) (io.ReadCloser, int64, error) {
+func (s *Service) openInput(ctx context.Context, j *catalog.TransformJob, uri string, pr *progress) (io.ReadCloser, int64, error) {
 	rc, info, err := s.deps.Objects.Open(ctx, uri, nil)
 	if err != nil {
 		return nil, 0, err
 	}
+	counted := countingReader{rc, &pr.bytes}
 	if j.TransformInput.CompressionType != "Gzip" {
-		return rc, info.Size, nil
+		return struct {
+			io.Reader
+			io.Closer
+		}{counted, rc}, info.Size, nil
 	}
-	zr, err := gzip.NewReader(rc)
+	zr, err := gzip.NewReader(counted)
 	if err != nil {
 		rc.Close()
 		return nil, 0, fmt.Errorf("gzip: %v", err)

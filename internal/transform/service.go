@@ -65,9 +65,10 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // running jobs
 
-	mu      sync.Mutex
-	running map[string]context.CancelCauseFunc // by lower-cased job name
-	closed  bool
+	mu       sync.Mutex
+	running  map[string]context.CancelCauseFunc // by lower-cased job name
+	progress map[string]*progress               // running jobs', by lower-cased job name
+	closed   bool
 }
 
 // Causes of a running job's cancellation.
@@ -85,7 +86,7 @@ func New(cfg Config, deps Deps) *Service {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, deps: deps, log: deps.Logger.With("component", "transform"), ctx: ctx, cancel: cancel, running: map[string]context.CancelCauseFunc{}}
+	return &Service{cfg: cfg, deps: deps, log: deps.Logger.With("component", "transform"), ctx: ctx, cancel: cancel, running: map[string]context.CancelCauseFunc{}, progress: map[string]*progress{}}
 }
 
 // Start creates the job table if needed and picks up jobs a previous run
@@ -158,7 +159,8 @@ func (s *Service) Create(ctx context.Context, j *catalog.TransformJob) (*catalog
 		}
 		return nil, err
 	}
-	s.launch(j)
+	running := *j // the job's goroutine updates its copy; the caller keeps j
+	s.launch(&running)
 	return j, nil
 }
 
@@ -168,12 +170,19 @@ func (s *Service) Describe(ctx context.Context, name string) (*catalog.Transform
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, s.errNoJob(name)
 	}
+	if err == nil {
+		s.liveProgress(j)
+	}
 	return j, err
 }
 
 // List returns every job, oldest first.
 func (s *Service) List(ctx context.Context) ([]*catalog.TransformJob, error) {
-	return s.deps.Store.ListTransformJobs(ctx)
+	js, err := s.deps.Store.ListTransformJobs(ctx)
+	for _, j := range js {
+		s.liveProgress(j)
+	}
+	return js, err
 }
 
 // Stop asks a running job to stop: it goes Stopping at once and Stopped

@@ -39,9 +39,10 @@ type AsyncInvocation struct {
 	FailureReason   string `json:"FailureReason,omitempty"`
 }
 
-// WithAsync serves the async routes through s; without it they answer
-// NotFound like any unknown route.
-func (a *API) WithAsync(s AsyncService) *API {
+// RegisterAsync adds the async routes over s; without it they answer
+// NotFound like any unknown route. The composition root calls it once,
+// before serving.
+func (a *API) RegisterAsync(s AsyncService) {
 	a.handle("POST "+Prefix+"endpoints/{name}/async-invocations", func(r *http.Request) (int, any, error) {
 		var in AsyncInvokeInput
 		if err := decode(r, &in); err != nil {
@@ -72,7 +73,6 @@ func (a *API) WithAsync(s AsyncService) *API {
 		return http.StatusOK, &AsyncInvocation{InferenceId: st.InferenceID, Status: st.Status,
 			OutputLocation: st.OutputLocation, FailureLocation: st.FailureLocation, FailureReason: st.FailureReason}, nil
 	})
-	return a
 }
 
 // AsyncInvocationsPath is the path of an endpoint's async invocations, or

@@ -106,7 +106,9 @@ func (m *Model) startChild() (*child, error) {
 	cmd := exec.Command(m.spec.Command[0], args...)
 	cmd.Dir = m.base
 	cmd.Env = childEnv(m.base, m.modelDir, port, m.spec.Threads, m.spec.Environment)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a model server must not outlive inferbox, even after a
+	// kill -9 that gives inferbox no chance to stop it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 
 	// Our own pipes rather than cmd.StdoutPipe: Wait must not race with the
 	// readers, and the readers must see the output of the process's own

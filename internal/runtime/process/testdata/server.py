@@ -2,8 +2,12 @@
 """Test fixture: a model server speaking the SageMaker container contract.
 
 Behaviour per request is chosen by the custom attributes header, e.g.
-"mode=stream;chunks=3;gate=/tmp/x" (see do_POST). Start-up behaviour is
-chosen by environment variables (see main). Standard library only.
+"mode=stream;chunks=3;gate=/tmp/x" (see do_POST); without one, by the
+environment (batch transform sends no custom attributes): TEST_MODE is the
+default mode, TEST_SLEEP_MS a delay before every answer, TEST_BARRIER=n
+holds each request until n are in flight at once (10 s at most). Start-up
+behaviour is chosen by environment variables (see main). Standard library
+only.
 """
 import json
 import os
@@ -12,6 +16,19 @@ import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+import threading
+
+_lock = threading.Condition()
+_inflight = [0, 0]  # now, most seen
+
+
+def barrier(n):
+    """Waits until n requests are in flight at once; True if they were."""
+    with _lock:
+        _lock.notify_all()
+        return _lock.wait_for(lambda: _inflight[1] >= n, timeout=10)
 
 
 def wait_for(path):
@@ -104,8 +121,23 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/invocations":
             self.send_plain(404, b"not found")
             return
+        with _lock:
+            _inflight[0] += 1
+            _inflight[1] = max(_inflight)
+        try:
+            self.invocation()
+        finally:
+            with _lock:
+                _inflight[0] -= 1
+
+    def invocation(self):
         a = self.attrs()
-        mode = a.get("mode", "echo")
+        mode = a.get("mode", os.environ.get("TEST_MODE", "echo"))
+        if os.environ.get("TEST_SLEEP_MS"):
+            time.sleep(int(os.environ["TEST_SLEEP_MS"]) / 1000.0)
+        barrier_met = None
+        if os.environ.get("TEST_BARRIER"):
+            barrier_met = barrier(int(os.environ["TEST_BARRIER"]))
         if mode == "duplex":
             # Answer each request line as soon as it arrives.
             self.start_chunked()
@@ -158,13 +190,17 @@ class Handler(BaseHTTPRequestHandler):
             except OSError as e:
                 weights = "error: %s" % e
             keys = ["SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_SAFE_PORT_RANGE", "SAGEMAKER_BASE_DIR",
-                    "SM_MODEL_DIR", "MY_VAR", "PATH", "OMP_NUM_THREADS", "SECRET_FROM_PARENT"]
+                    "SM_MODEL_DIR", "MY_VAR", "PATH", "OMP_NUM_THREADS", "SECRET_FROM_PARENT",
+                    "SAGEMAKER_BATCH", "SAGEMAKER_MAX_PAYLOAD_IN_MB", "SAGEMAKER_BATCH_STRATEGY",
+                    "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"]
             out = {
                 "env": {k: os.environ.get(k) for k in keys},
                 "argv": sys.argv[1:],
                 "pid": os.getpid(),
                 "cwd": os.getcwd(),
                 "weights": weights,
+                "body_bytes": len(body),
+                "barrier_met": barrier_met,
                 "headers": {k: self.headers.get(k) for k in
                             ["Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes",
                              "X-Amzn-SageMaker-Inference-Id", "Content-Length", "Transfer-Encoding"]},
