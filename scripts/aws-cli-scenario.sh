@@ -8,7 +8,9 @@
 # (checked numerically against python3-xgboost's predictions), error shapes,
 # scaling the instance count, Application Auto Scaling, a blue/green update,
 # a serverless endpoint (cold start, warm, scale to zero with
-# hosting.serverless_idle_timeout 2s, cold again, provisioned concurrency), and
+# hosting.serverless_idle_timeout 2s, cold again, provisioned concurrency), an
+# async endpoint (input uploaded with `aws s3 cp`, invoke-endpoint-async, the
+# output polled with `aws s3 ls` and checked, a failure object), and
 # deletion. Every step prints `ok: <step>`; the last line is
 # `N passed, M failed` (the CI log reader counts it). On a failure it prints the
 # step's output and the server log's tail and exits non-zero.
@@ -465,6 +467,63 @@ run "delete-endpoint (serverless)" sm delete-endpoint --endpoint-name $SL
 run "wait endpoint-deleted (serverless)" wait_ endpoint-deleted $SL
 run "delete-endpoint-config (serverless)" sm delete-endpoint-config --endpoint-config-name cli-sl-config
 ok "delete serverless endpoint and config"
+
+# --- async --------------------------------------------------------------------
+
+AS=cli-async
+run "s3 mb" aws_ s3 mb s3://cli-async
+run "s3 cp input" aws_ s3 cp --only-show-errors "$REPO/examples/xgboost/sample.csv" s3://cli-async/in/sample.csv
+ok "s3 cp the input to the embedded S3"
+
+# (This CLI's API model predates OutputConfig.S3FailurePath: failures go
+# under S3OutputPath as <id>-error.out.)
+run "create-endpoint-config (async)" sm create-endpoint-config --endpoint-config-name cli-async-config \
+	--production-variants VariantName=AllTraffic,ModelName=cli-model,InstanceType=ml.m5.large,InitialInstanceCount=1 \
+	--async-inference-config '{"ClientConfig":{"MaxConcurrentInvocationsPerInstance":2},"OutputConfig":{"S3OutputPath":"s3://cli-async/out"}}'
+expect_in "$WORK/out" "create-endpoint-config (async)" "endpoint-config/cli-async-config"
+run "create-endpoint (async)" sm create-endpoint --endpoint-name $AS --endpoint-config-name cli-async-config
+run "wait endpoint-in-service (async)" wait_ endpoint-in-service $AS
+ok "create async endpoint: AsyncInferenceConfig with S3OutputPath"
+
+run "invoke-endpoint-async" aws_ sagemaker-runtime invoke-endpoint-async --endpoint-name $AS \
+	--input-location s3://cli-async/in/sample.csv --content-type text/csv \
+	--query '[InferenceId, OutputLocation]' --output text
+read -r INFERENCE_ID OUTPUT_LOCATION <"$WORK/out"
+[[ "$OUTPUT_LOCATION" == "s3://cli-async/out/$INFERENCE_ID.out" ]] ||
+	fail "invoke-endpoint-async" "OutputLocation '$OUTPUT_LOCATION' for InferenceId '$INFERENCE_ID'"
+ok "invoke-endpoint-async: 202, InferenceId $INFERENCE_ID, OutputLocation $OUTPUT_LOCATION"
+
+deadline=$((SECONDS + 30))
+until aws_ s3 ls "$OUTPUT_LOCATION" >"$WORK/out" 2>"$WORK/err"; do
+	((SECONDS < deadline)) || fail "wait for the async output" "no $OUTPUT_LOCATION after 30 s"
+	sleep 0.2
+done
+run "s3 cp output" aws_ s3 cp --only-show-errors "$OUTPUT_LOCATION" "$WORK/async.csv"
+check_predictions "async output" "$WORK/async.csv"
+ok "async output in S3 (s3 ls, s3 cp): predictions match python3-xgboost"
+
+run_fails "invoke-endpoint on async" aws_ sagemaker-runtime invoke-endpoint --endpoint-name $AS \
+	--content-type text/csv --body "fileb://$REPO/examples/xgboost/sample.csv" "$WORK/sync.csv"
+expect_in "$WORK/err" "invoke-endpoint on async" "ValidationError"
+ok "invoke-endpoint on an async endpoint: ValidationError"
+
+run "invoke-endpoint-async (missing input)" aws_ sagemaker-runtime invoke-endpoint-async --endpoint-name $AS \
+	--input-location s3://cli-async/in/missing.csv --content-type text/csv --query InferenceId --output text
+# This CLI's model has no FailureLocation in the answer either: the
+# documented name is <S3OutputPath>/<InferenceId>-error.out.
+FAILURE_LOCATION="s3://cli-async/out/$(tr -d '[:space:]' <"$WORK/out")-error.out"
+deadline=$((SECONDS + 30))
+until aws_ s3 cp --only-show-errors "$FAILURE_LOCATION" "$WORK/failure.txt" >"$WORK/out" 2>"$WORK/err"; do
+	((SECONDS < deadline)) || fail "wait for the failure object" "no $FAILURE_LOCATION after 30 s"
+	sleep 0.2
+done
+expect_in "$WORK/failure.txt" "async failure object" "s3://cli-async/in/missing.csv"
+ok "invoke-endpoint-async with a missing input: failure object names it"
+
+run "delete-endpoint (async)" sm delete-endpoint --endpoint-name $AS
+run "wait endpoint-deleted (async)" wait_ endpoint-deleted $AS
+run "delete-endpoint-config (async)" sm delete-endpoint-config --endpoint-config-name cli-async-config
+ok "delete async endpoint and config"
 
 # --- delete -------------------------------------------------------------------
 

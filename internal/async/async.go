@@ -82,6 +82,8 @@ type Service struct {
 	log     *slog.Logger
 	metrics *counters
 
+	started time.Time // when New ran: requests stored before it may have run already
+
 	ctx    context.Context // cancelled by Close: stops workers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -119,7 +121,7 @@ func New(cfg Config, h Invoker, q queue.Queue, objects objstore.Store, pub Publi
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{cfg: cfg, hosting: h, q: q, objects: objects, pub: pub, log: log.With("component", "async"),
-		metrics: newCounters(), ctx: ctx, cancel: cancel, workers: map[string]*worker{}}
+		metrics: newCounters(), started: time.Now(), ctx: ctx, cancel: cancel, workers: map[string]*worker{}}
 }
 
 // Start starts the notification sender and a worker for each named

@@ -92,7 +92,11 @@ func (w *worker) handle(ctx context.Context, d queue.Delivery) {
 	}
 	fin := finishCtx(ctx)
 	defer fin.cancel()
-	if d.Attempt() > 1 && w.finishedBefore(fin.ctx, &r) {
+	// A request delivered before may have finished without its ack
+	// reaching the queue; so may one stored before this process started
+	// (a restart resets delivery counts). Either finds its output or
+	// failure object and only notifies again.
+	if (d.Attempt() > 1 || d.Enqueued().Before(w.s.started)) && w.finishedBefore(fin.ctx, &r) {
 		// A previous attempt wrote its object and stopped before the ack.
 		_ = d.Ack(fin.ctx)
 		return
@@ -110,11 +114,14 @@ func (w *worker) handle(ctx context.Context, d queue.Delivery) {
 	inline, err := w.invoke(ctx, &r)
 	stop()
 	if err == nil {
+		// The notification goes into the outbox before the ack: a crash
+		// between the two redelivers the request, which finds its output
+		// and notifies again (at least once), never zero times.
+		w.s.notify(fin.ctx, &r, true, "", inline)
 		if err := d.Ack(fin.ctx); err != nil {
 			w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
 		}
 		w.s.metrics.processed(r.Endpoint)
-		w.s.notify(fin.ctx, &r, true, "", inline)
 		return
 	}
 	if ctx.Err() != nil {
@@ -155,8 +162,10 @@ func (w *worker) finishedBefore(ctx context.Context, r *Request) bool {
 		w.s.notify(ctx, r, true, "", nil)
 		return true
 	}
-	if _, err := w.s.objects.Head(ctx, r.FailureLocation); err == nil {
-		w.s.notify(ctx, r, false, "(see the failure object)", nil)
+	if rc, _, err := w.s.objects.Open(ctx, r.FailureLocation, nil); err == nil {
+		reason, _ := io.ReadAll(io.LimitReader(rc, MaxInlineResponse))
+		_ = rc.Close()
+		w.s.notify(ctx, r, false, strings.TrimSuffix(string(reason), "\n"), nil)
 		return true
 	}
 	return false
@@ -259,10 +268,10 @@ func (w *worker) fail(ctx context.Context, d queue.Delivery, r *Request, reason 
 		return
 	}
 	w.s.log.Info("async request failed", "endpoint", r.Endpoint, "id", r.InferenceID, "reason", reason)
+	w.s.notify(ctx, r, false, reason, nil) // before the ack, as in handle
 	if err := d.Ack(ctx); err != nil {
 		w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
 	}
-	w.s.notify(ctx, r, false, reason, nil)
 }
 
 // capped keeps the first limit bytes written and notes if there were more.

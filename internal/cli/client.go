@@ -59,6 +59,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		endpointCmd(g),
 		deployCmd(g),
 		invokeCmd(g),
+		invokeAsyncCmd(g),
 		autoscalingCmd(g),
 		transformCmd(g),
 	}

@@ -1,6 +1,8 @@
 // Package cli is inferbox's command line: `inferbox serve` runs the server;
 // the other commands (model, endpoint-config, endpoint, deploy, invoke,
-// autoscaling, transform) are clients of a running server's native REST API, printing
+// invoke-async, autoscaling, transform) are clients of a running server's
+// native REST API (invoke-async also of its S3 API, for the input and
+// output), printing
 // tables for people and the API's JSON with --json.
 //
 // cli imports the composition root (for serve) and the native API's client;

@@ -173,6 +173,7 @@ func (s *Service) InvokeAsync(ctx context.Context, in *InvokeInput) (*Invocation
 	if in.Received.IsZero() {
 		in.Received = time.Now()
 	}
+	in.mode = "async"
 	ctx, cancel := context.WithCancel(ctx)
 	for attempt := 0; ; attempt++ {
 		v, err := s.route(ctx, in)

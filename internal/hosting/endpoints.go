@@ -152,7 +152,7 @@ func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.Pr
 	}
 	pc := pool.Config{
 		Name:         strings.ToLower(endpoint) + "-" + strings.ToLower(pv.VariantName),
-		Start:        s.startFunc(endpoint, pv.VariantName, m, it, startup, pv.ServerlessConfig),
+		Start:        s.startFuncMode(ledgerMode(pv, async), endpoint, pv.VariantName, m, it, startup, pv.ServerlessConfig),
 		Concurrency:  s.cfg.InstanceConcurrency,
 		QueueLimit:   s.cfg.QueueLimit,
 		QueueTimeout: s.cfg.QueueTimeout,
@@ -344,4 +344,15 @@ func (s *Service) runOp(le *liveEndpoint, op func(ctx context.Context)) {
 		le.busy = false
 		s.mu.Unlock()
 	}()
+}
+
+// ledgerMode is the usage-ledger mode of a variant's instances.
+func ledgerMode(pv catalog.ProductionVariant, async *catalog.AsyncInferenceConfig) string {
+	switch {
+	case async != nil:
+		return "async"
+	case pv.ServerlessConfig != nil:
+		return "serverless"
+	}
+	return "realtime"
 }

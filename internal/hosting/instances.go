@@ -12,19 +12,10 @@ import (
 	"github.com/inferbox/inferbox/internal/runtime"
 )
 
-// startFunc returns how a variant's pool starts one instance: reserve the
+// startFuncMode returns how a variant's pool starts one instance: reserve the
 // instance type's capacity on this node, resolve the model artifact (cached,
 // unpacked once), load it with the runtime the image names, and open a
-// usage-ledger record that the release function closes.
-func (s *Service) startFunc(endpoint, variant string, m *catalog.Model, it instancetype.Type, startupSeconds int, sc *catalog.ServerlessConfig) pool.StartFunc {
-	mode := "realtime"
-	if sc != nil {
-		mode = "serverless"
-	}
-	return s.startFuncMode(mode, endpoint, variant, m, it, startupSeconds, sc)
-}
-
-// startFuncMode is startFunc with the usage-ledger mode given.
+// usage-ledger record (of mode) that the release function closes.
 func (s *Service) startFuncMode(mode, endpoint, variant string, m *catalog.Model, it instancetype.Type, startupSeconds int, sc *catalog.ServerlessConfig) pool.StartFunc {
 	return func(ctx context.Context, id string) (runtime.Model, func(), error) {
 		c := primaryContainer(m)

@@ -24,6 +24,8 @@ type InvokeInput struct {
 	Caller        string    // access key id, for the usage ledger
 	Received      time.Time // when the request arrived, for OverheadLatency
 	Request       *runtime.Request
+
+	mode string // usage-ledger mode when not the variant's own ("async")
 }
 
 // Invocation is a running invocation: the model's response streams from
@@ -192,7 +194,10 @@ func (s *Service) invokeError(ctx context.Context, endpoint string, v *liveVaria
 // record writes metrics and a usage-ledger row for a finished invocation.
 func (s *Service) record(in *InvokeInput, variant string, memoryMB, status int, model time.Duration, usage func() (int, int)) {
 	mode := "realtime"
-	if memoryMB > 0 {
+	switch {
+	case in.mode != "":
+		mode = in.mode
+	case memoryMB > 0:
 		mode = "serverless"
 	}
 	total := time.Since(in.Received)

@@ -10,7 +10,7 @@
 // "Authorization: Bearer <access-key-id>:<secret>"; otherwise the API is
 // open (the configuration only allows that on loopback).
 //
-// native imports hosting, autoscale, transform, catalog, apierr and
+// native imports hosting, async, autoscale, transform, catalog, apierr and
 // invokehttp; only
 // the composition root (the handler) and the CLI (the Client) import it.
 package native
