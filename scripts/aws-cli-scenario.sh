@@ -42,73 +42,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/inferbox-cli.XXXXXX")
 SERVER_PID=""
 PASSED=0
 
-if [[ -z "${AWS_CLI:-}" ]]; then
-	if [[ -x /usr/bin/aws ]]; then AWS_CLI=/usr/bin/aws; else AWS_CLI=aws; fi
-fi
-PYTHON=${PYTHON:-/usr/bin/python3}
-
-cleanup() {
-	if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ok() {
-	PASSED=$((PASSED + 1))
-	echo "ok: $1"
-}
-
-# fail STEP WHY: report, show what the step printed and the server log, exit.
-fail() {
-	echo "FAIL: $1: $2"
-	for f in "$WORK/out" "$WORK/err"; do
-		if [[ -s "$f" ]]; then
-			echo "--- ${f##*/} ---"
-			tail -n 20 "$f"
-		fi
-	done
-	echo "--- server log (tail) ---"
-	tail -n 40 "$WORK/server.log" 2>/dev/null || true
-	echo "$PASSED passed, 1 failed"
-	exit 1
-}
-
-# run STEP CMD...: run a command, its stdout in $WORK/out and stderr in
-# $WORK/err; a non-zero exit fails the step.
-run() {
-	local step=$1
-	shift
-	local rc=0
-	"$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-	((rc == 0)) || fail "$step" "exit $rc from: $*"
-}
-
-# run_fails STEP CMD...: the command must exit non-zero.
-run_fails() {
-	local step=$1
-	shift
-	if "$@" >"$WORK/out" 2>"$WORK/err"; then
-		fail "$step" "expected a non-zero exit from: $*"
-	fi
-}
-
-# expect STEP WANT: $WORK/out (trimmed) must equal WANT.
-expect() {
-	local got
-	got=$(tr -d '\r' <"$WORK/out" | sed -e 's/[[:space:]]*$//')
-	[[ "$got" == "$2" ]] || fail "$1" "got '$got', want '$2'"
-}
-
-# expect_in FILE STEP TEXT: FILE must contain TEXT.
-expect_in() {
-	grep -qF -- "$3" "$1" || fail "$2" "${1##*/} lacks '$3'"
-}
-
-aws_() { "$AWS_CLI" --endpoint-url "$URL" "$@"; }
-sm() { aws_ sagemaker "$@"; }
+# Shared: CLI selection, cleanup, ok/fail/run/expect (scripts/scenario-lib.sh).
+# shellcheck source=scenario-lib.sh
+source "$REPO/scripts/scenario-lib.sh"
 aas() { aws_ application-autoscaling "$@"; }
 # wait_ WAITER ENDPOINT: the CLI's own waiter with the 1 s waiter definitions.
 wait_() { AWS_DATA_PATH="$WORK/models" timeout 90 "$AWS_CLI" --endpoint-url "$URL" sagemaker wait "$1" --endpoint-name "$2"; }
