@@ -16,10 +16,6 @@ var authCodes = awsproto.ErrorCodes{
 	apierr.PayloadTooLarge: {413, ""},
 }
 
-type apiUnknownTarget struct{ target string }
-
-func (e *apiUnknownTarget) Error() string { return "unknown target " + e.target }
-
 // withRequestID sets x-amzn-RequestId on every response and records when
 // the request arrived.
 func withRequestID(next http.Handler) http.Handler {

@@ -21,6 +21,7 @@ import (
 	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/api/native"
 	"github.com/inferbox/inferbox/internal/api/sagemaker"
+	"github.com/inferbox/inferbox/internal/apierr"
 	"github.com/inferbox/inferbox/internal/artifact"
 	"github.com/inferbox/inferbox/internal/async"
 	"github.com/inferbox/inferbox/internal/autoscale"
@@ -193,7 +194,8 @@ func (s *Server) routes() http.Handler {
 				return
 			}
 		}
-		awsproto.WriteJSONError(w, awsproto.ErrorCodes{}, &apiUnknownTarget{target}, s.log)
+		awsproto.WriteJSONError(w, authCodes, &apierr.Error{Kind: apierr.Validation, Code: "UnknownOperationException",
+			Message: fmt.Sprintf("The target %q is not an operation inferbox serves.", target)}, s.log)
 	})
 
 	mux := http.NewServeMux()
