@@ -94,6 +94,9 @@ func (n Nanos) String() string {
 	return fmt.Sprintf("%s$%d.%06d", sign, micro/1e6, micro%1e6)
 }
 
+// ErrInvalid is what Compute's error wraps for bad options.
+var ErrInvalid = errors.New("invalid report options")
+
 // Options says what to report.
 type Options struct {
 	From, To time.Time // the period [From, To); To must be after From
@@ -177,10 +180,10 @@ func Compute(ctx context.Context, l Ledger, book *pricebook.Book, o Options) (*R
 		o.By = ByMode
 	}
 	if !slices.Contains(Groupings, o.By) {
-		return nil, fmt.Errorf("cost: by %q: must be one of %s", o.By, strings.Join(Groupings, ", "))
+		return nil, fmt.Errorf("cost: %w: by %q: must be one of %s", ErrInvalid, o.By, strings.Join(Groupings, ", "))
 	}
 	if o.From.IsZero() || o.To.IsZero() || !o.To.After(o.From) {
-		return nil, fmt.Errorf("cost: period from %s to %s: both are needed and to must be after from",
+		return nil, fmt.Errorf("cost: %w: period from %s to %s: both are needed and to must be after from", ErrInvalid,
 			o.From.Format(time.RFC3339), o.To.Format(time.RFC3339))
 	}
 	insts, err := l.Instances(ctx, o.From, o.To)
