@@ -120,6 +120,9 @@ type Line struct {
 func (l Line) Label() string {
 	k := l.Key
 	if k == "" {
+		if l.Kind == KindIdle {
+			return "idle (paid for, unused)"
+		}
 		k = "(none)"
 	}
 	switch l.Kind {
