@@ -62,6 +62,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		invokeAsyncCmd(g),
 		autoscalingCmd(g),
 		transformCmd(g),
+		costCmd(g),
 	}
 }
 

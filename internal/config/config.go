@@ -42,6 +42,9 @@ type Config struct {
 	Storage   Storage   `yaml:"storage"`
 	Queue     Queue     `yaml:"queue"`
 	Async     Async     `yaml:"async"`
+	// Pricebook is a price-book override file (internal/pricebook format)
+	// merged over the shipped defaults; empty uses the defaults.
+	Pricebook string `yaml:"pricebook"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }

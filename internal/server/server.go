@@ -207,6 +207,7 @@ func (s *Server) routes() http.Handler {
 	nat := native.New(s.hosting, s.scaling, s.cfg.Auth.AccessKeys, s.log)
 	nat.RegisterTransform(s.batch)
 	nat.RegisterAsync(s.async)
+	nat.RegisterCost(s.ledger, s.cfg.Pricebook)
 	mux.Handle(native.Prefix, nat)
 	mux.Handle("/", withRequestID(signed(verifier, aws, func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Header.Get("X-Amz-Target") != "" {
