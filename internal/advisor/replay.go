@@ -121,6 +121,7 @@ type Replay struct {
 	Served          float64
 	MeanWait        time.Duration // queueing and cold-start delay per request
 	MaxInstances    int
+	FinalInstances  int // instances at the end of the replay
 	ZeroShare       float64 // fraction of time with no instance
 	ColdStarts      int
 	ColdShare       float64 // fraction of requests that met a cold start
@@ -189,7 +190,7 @@ func ReplayRealtime(s Series, c RealtimeConfig) Replay {
 			r.MaxInstances = max(r.MaxInstances, inst)
 		}
 	}
-	r.Served, r.Left = cum, backlog
+	r.Served, r.Left, r.FinalInstances = cum, backlog, inst
 	if arrived > 0 {
 		r.MeanWait = time.Duration(waitSec / arrived * float64(time.Second))
 	}
@@ -290,7 +291,7 @@ func ReplayElastic(s Series, c ElasticConfig) Replay {
 			insts = kept
 		}
 	}
-	r.Left = backlog
+	r.Left, r.FinalInstances = backlog, len(insts)
 	if arrived > 0 {
 		r.MeanWait = time.Duration(waitSec / arrived * float64(time.Second))
 		r.ColdShare = math.Min(1, float64(r.ColdStarts)/arrived)
