@@ -231,4 +231,3 @@ func TestServerlessConstantRateNeverScalesToZero(t *testing.T) {
 		t.Errorf("zero share %.3f, cold starts %d: want 0 and 1 for a constant 5/s with 0.5 in flight", r.ZeroShare, r.ColdStarts)
 	}
 }
-

@@ -121,7 +121,7 @@ type Replay struct {
 	Served          float64
 	MeanWait        time.Duration // queueing and cold-start delay per request
 	MaxInstances    int
-	FinalInstances  int // instances at the end of the replay
+	FinalInstances  int     // instances at the end of the replay
 	ZeroShare       float64 // fraction of time with no instance
 	ColdStarts      int
 	ColdShare       float64 // fraction of requests that met a cold start

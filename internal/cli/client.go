@@ -63,6 +63,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		autoscalingCmd(g),
 		transformCmd(g),
 		costCmd(g),
+		adviseCmd(g),
 	}
 }
 
