@@ -17,9 +17,9 @@ import (
 
 type adviseFlags struct {
 	file, latency, hourly, trace, instanceType, llmModel, pricebook string
-	payloadMB, processingMs, rate, daily, inTokens, outTokens        float64
-	memoryMB                                                         int
-	dataset, customLLM, rules                                        bool
+	payloadMB, processingMs, rate, daily, inTokens, outTokens       float64
+	memoryMB                                                        int
+	dataset, customLLM, rules                                       bool
 }
 
 // adviseCmd runs locally: it needs the price book, not a server.
