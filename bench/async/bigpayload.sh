@@ -6,10 +6,12 @@
 #
 # One inferbox server (bench/async/config.yaml) with its data directory in
 # the same temporary directory as the input file, so the server and cp use
-# one disk. The model is the BYO fixture internal/runtime/process/testdata/
-# server.py in its "lines" mode: it transforms its input line by line as it
-# streams ("got:" + line, answered once per read of up to 1 MiB), an async
-# endpoint of one ml.m5.large instance, output to the embedded S3.
+# one disk. The model is a bring-your-own process that transforms its input
+# line by line as it streams ("got:" + line): MODEL=go (the default) is
+# bench/async/linemodel, MODEL=python the test fixture internal/runtime/
+# process/testdata/server.py in its "lines" mode (answered once per read of
+# up to 1 MiB). An async endpoint of one ml.m5.large instance, output to
+# the embedded S3.
 #
 # 1. Input: SIZE_MB MiB of 128-byte lines (yes | head -c) in a file.
 # 2. Copy: cp of that file on the same disk, then sync of the copy (the
@@ -26,13 +28,14 @@
 #    The model process's VmHWM is reported too (it is a separate process).
 # 6. The output is checked: its size and SHA-256 against sed 's/^/got:/'.
 #
-# Environment: SIZE_MB (1024), ROUNDS (1), INFERBOX_BIN.
+# Environment: SIZE_MB (1024), ROUNDS (1), MODEL (go or python), INFERBOX_BIN.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 SIZE_MB=${SIZE_MB:-1024}
 ROUNDS=${ROUNDS:-1}
+MODEL=${MODEL:-go}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/inferbox-bigpayload.XXXXXX")
 PIDS=()
 SAMPLER=
@@ -68,6 +71,18 @@ if [[ -n "${INFERBOX_BIN:-}" ]]; then
 else
 	(cd "$REPO" && go build -o "$WORK/inferbox" ./cmd/inferbox)
 fi
+case "$MODEL" in
+go)
+	(cd "$REPO" && go build -o "$WORK/linemodel" ./bench/async/linemodel)
+	IMAGE="process:$WORK/linemodel"
+	MODEL_PROC=linemodel
+	;;
+python)
+	IMAGE="process:/usr/bin/python3 $REPO/internal/runtime/process/testdata/server.py"
+	MODEL_PROC=server.py
+	;;
+*) echo "MODEL=$MODEL: want go or python" >&2; exit 2 ;;
+esac
 IB_PORT=$(free_port)
 "$WORK/inferbox" serve --listen "127.0.0.1:$IB_PORT" --data "$WORK/data" --config "$HERE/config.yaml" \
 	--log text >"$WORK/inferbox.log" 2>&1 &
@@ -80,10 +95,11 @@ until curl -fsS --max-time 1 "$IB/healthz" >/dev/null 2>&1; do
 	sleep 0.1
 done
 echo "  $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3)"
+echo "  model: $MODEL ($IMAGE)"
 echo "  disk: $(df -h --output=source,fstype,size "$WORK" | tail -1)"
 
 curl -fsS -X PUT "$IB/big" >/dev/null
-control CreateModel "{\"ModelName\":\"lines\",\"PrimaryContainer\":{\"Image\":\"process:/usr/bin/python3 $REPO/internal/runtime/process/testdata/server.py\"},\"ExecutionRoleArn\":\"arn:aws:iam::123456789012:role/bench\"}" >/dev/null
+control CreateModel "{\"ModelName\":\"lines\",\"PrimaryContainer\":{\"Image\":\"$IMAGE\"},\"ExecutionRoleArn\":\"arn:aws:iam::123456789012:role/bench\"}" >/dev/null
 control CreateEndpointConfig '{"EndpointConfigName":"big","ProductionVariants":[{"VariantName":"AllTraffic","ModelName":"lines","InstanceType":"ml.m5.large","InitialInstanceCount":1}],"AsyncInferenceConfig":{"ClientConfig":{"MaxConcurrentInvocationsPerInstance":1},"OutputConfig":{"S3OutputPath":"s3://big/out","S3FailurePath":"s3://big/failed"}}}' >/dev/null
 control CreateEndpoint '{"EndpointName":"big","EndpointConfigName":"big"}' >/dev/null
 deadline=$((SECONDS + 60))
@@ -130,8 +146,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 
 	# 4. End to end, with VmHWM reset and VmRSS sampled.
 	echo 5 >"/proc/$SERVER/clear_refs"
-	MODEL=$(pgrep -P "$SERVER" -f server.py | head -1 || true)
-	[[ -n "$MODEL" ]] && echo 5 >"/proc/$MODEL/clear_refs"
+	MODEL_PID=$(pgrep -P "$SERVER" -f "$MODEL_PROC" | head -1 || true)
+	[[ -n "$MODEL_PID" ]] && echo 5 >"/proc/$MODEL_PID/clear_refs"
 	(
 		peak=0
 		while kill -0 "$SERVER" 2>/dev/null && [[ ! -e "$WORK/stop-sampling" ]]; do
@@ -142,7 +158,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		done
 	) &
 	SAMPLER=$!
-	cpu0=$(cpu "$SERVER"); mcpu0=$([[ -n "$MODEL" ]] && cpu "$MODEL" || echo 0)
+	cpu0=$(cpu "$SERVER"); mcpu0=$([[ -n "$MODEL_PID" ]] && cpu "$MODEL_PID" || echo 0)
 	t0=$(now)
 	hdr=$(curl -fsS -D - -o /dev/null -X POST "$IB/endpoints/big/async-invocations" \
 		-H "X-Amzn-SageMaker-InputLocation: s3://big/in$r.txt" -H 'X-Amzn-SageMaker-Content-Type: text/plain' \
@@ -158,13 +174,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		sleep 0.02
 	done
 	t1=$(now)
-	cpu1=$(cpu "$SERVER"); mcpu1=$([[ -n "$MODEL" ]] && cpu "$MODEL" || echo 0)
+	cpu1=$(cpu "$SERVER"); mcpu1=$([[ -n "$MODEL_PID" ]] && cpu "$MODEL_PID" || echo 0)
 	touch "$WORK/stop-sampling"
 	wait "$SAMPLER" 2>/dev/null || true
 	SAMPLER=
 	rm -f "$WORK/stop-sampling"
 	hwm=$(kb "$SERVER" VmHWM)
-	model_hwm=$([[ -n "$MODEL" ]] && kb "$MODEL" VmHWM || echo 0)
+	model_hwm=$([[ -n "$MODEL_PID" ]] && kb "$MODEL_PID" VmHWM || echo 0)
 	e2e_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 	printf '  end to end:    %6.2f s  %5s MiB/s   %sx cp, %sx cp + sync\n' "$e2e_s" "$(mibs "$e2e_s")" "$(ratio "$cp_s" "$e2e_s")" "$(ratio "$cps_s" "$e2e_s")"
 	printf '  CPU during the run: server %.2f s, model process %.2f s\n' "$(sub "$cpu1" "$cpu0")" "$(sub "$mcpu1" "$mcpu0")"
