@@ -270,6 +270,26 @@ func TestAsyncEndToEnd(t *testing.T) {
 			}
 		}
 	})
+	t.Run("invocation timeout", func(t *testing.T) {
+		// The model holds the request past InvocationTimeoutSeconds (1 s):
+		// a failure object with the reason, no output, no retry.
+		putObject(t, c, "asyncin", "slow.txt", "slow")
+		never := t.TempDir() + "/never"
+		out := invokeAsync(t, c, "asyncfix", "s3://asyncin/slow.txt", "mode=hold;gate="+never, func(in *sagemakerruntime.InvokeEndpointAsyncInput) {
+			in.InvocationTimeoutSeconds = aws.Int32(1)
+		})
+		reason := waitObject(t, c, aws.ToString(out.FailureLocation), 30*time.Second)
+		if !strings.Contains(reason, "InvocationTimeoutSeconds of 1") {
+			t.Errorf("failure object %q", reason)
+		}
+		if _, ok := getObject(t, c, aws.ToString(out.OutputLocation)); ok {
+			t.Error("an output exists for a timed-out request")
+		}
+		// Release the held model call so its slot frees.
+		if err := writeFile(never); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("sync invoke refused", func(t *testing.T) {
 		_, err := invoke(ctx, c, "asyncfix", "text/plain", "", []byte("x"), "")
 		expectAPIError(t, "InvokeEndpoint on an async endpoint", err, "ValidationError", 400, "asynchronous")
