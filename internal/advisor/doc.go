@@ -22,7 +22,13 @@
 // start; real-time instances added by a scale-out are ready at the next
 // tick.
 //
+// [Recommend] turns the same replays on recorded usage: each endpoint's
+// invocations in a period (from the meter ledger) are replayed through
+// the other modes its latency need allows and compared with what
+// cost.Compute says the recorded usage cost; LLM token rows get the
+// input-token share, batch and provisioned-throughput lines.
+//
 // advisor imports autoscale, pool, catalog (policy records), pricebook,
-// instancetype and meter (the Invocation record) only: never a mode
-// service, an adapter or the composition root.
+// instancetype, meter (the ledger records) and cost (what recorded usage
+// cost) only: never a mode service, an adapter or the composition root.
 package advisor

@@ -20,12 +20,13 @@ import (
 type costFlags struct {
 	from, to, by, html string
 	chart, unpriced    bool
+	recommend          bool
 }
 
 func costCmd(g *globals) *cobra.Command {
 	var fl costFlags
 	cmd := &cobra.Command{
-		Use:   "cost [--from TIME] [--to TIME] [--by mode|resource|caller|day] [--chart] [--html FILE]",
+		Use:   "cost [--from TIME] [--to TIME] [--by mode|resource|caller|day] [--chart] [--html FILE] [--recommend]",
 		Short: "Show what the recorded usage cost, priced from the price book",
 		Long: `Price the usage ledger over [--from, --to) and show the cost by mode,
 resource (endpoint or job), caller (access key) or day. Times are RFC 3339 or
@@ -35,9 +36,19 @@ totals are checked against the ledger ("reconciled").
 
 A usage the price book has no price for fails the report, naming it;
 --unpriced shows it as an UNPRICED line instead. --chart adds a bar chart;
---html FILE writes the report with an SVG bar chart to FILE.`,
+--html FILE writes the report with an SVG bar chart to FILE.
+
+--recommend prints recommendations instead (GET /api/v1/cost/recommendations):
+each real-time, serverless and async endpoint's recorded traffic replayed
+through the other modes that meet its latency need, priced, and compared with
+what it cost; for LLM traffic the input-token share of cost and the saving from
+shorter prompts, batch-eligible traffic, and provisioned throughput against
+on-demand. See docs/cost.md, "Recommendations".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fl.recommend {
+				return runRecommend(cmd, g, fl)
+			}
 			q := url.Values{}
 			for k, v := range map[string]string{"from": fl.from, "to": fl.to, "by": fl.by} {
 				if v != "" {
@@ -80,6 +91,7 @@ A usage the price book has no price for fails the report, naming it;
 	f.BoolVar(&fl.chart, "chart", false, "add a bar chart")
 	f.StringVar(&fl.html, "html", "", "also write the report as HTML with an SVG chart to this file")
 	f.BoolVar(&fl.unpriced, "unpriced", false, "show usage without a price as UNPRICED lines instead of failing")
+	f.BoolVar(&fl.recommend, "recommend", false, "show what other modes would have cost each endpoint, and recommendations")
 	return cmd
 }
 

@@ -17,14 +17,15 @@ import (
 // CostPath is the cost report route, relative to Prefix.
 const CostPath = "cost"
 
-// RegisterCost adds GET /api/v1/cost?from=&to=&by=&unpriced= over the
-// usage ledger. The price book is the shipped default with the override
+// RegisterCost adds GET /api/v1/cost?from=&to=&by=&unpriced= and
+// GET /api/v1/cost/recommendations?from=&to= over the usage ledger. The price book is the shipped default with the override
 // file at pricebookPath ("" for none) merged in, read on every request so
 // an edited override applies without a restart. The composition root
 // calls it once, before serving.
 func (a *API) RegisterCost(l cost.Ledger, pricebookPath string) {
 	cr := &costRoutes{l: l, path: pricebookPath, now: time.Now}
 	a.handle("GET "+Prefix+CostPath, cr.report)
+	a.handle("GET "+Prefix+RecommendationsPath, cr.recommendations)
 }
 
 type costRoutes struct {

@@ -10,8 +10,8 @@
 // "Authorization: Bearer <access-key-id>:<secret>"; otherwise the API is
 // open (the configuration only allows that on loopback).
 //
-// native imports hosting, async, autoscale, transform, catalog, apierr and
-// invokehttp; only
+// native imports hosting, async, autoscale, transform, catalog, apierr,
+// invokehttp, cost and advisor (the cost routes); only
 // the composition root (the handler) and the CLI (the Client) import it.
 package native
 
