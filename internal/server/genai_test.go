@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -314,6 +312,3 @@ func readLedger(t *testing.T, data string) []meter.Invocation {
 	}
 	return invs
 }
-
-var _ = io.EOF
-var _ = http.StatusOK

@@ -21,6 +21,7 @@ import (
 	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/api/bedrock"
 	"github.com/inferbox/inferbox/internal/api/native"
+	"github.com/inferbox/inferbox/internal/api/openai"
 	"github.com/inferbox/inferbox/internal/api/sagemaker"
 	"github.com/inferbox/inferbox/internal/artifact"
 	"github.com/inferbox/inferbox/internal/async"
@@ -217,6 +218,8 @@ func (s *Server) routes() http.Handler {
 	nat.RegisterTransform(s.batch)
 	nat.RegisterAsync(s.async)
 	mux.Handle(native.Prefix, nat)
+	// The OpenAI-compatible API authenticates with Bearer keys, not SigV4.
+	mux.Handle(openai.Prefix, openai.New(s.genai, s.cfg.Auth.AccessKeys, s.log))
 	mux.Handle("/", withRequestID(signed(verifier, aws, func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			awsproto.WriteJSONError(w, authCodes, err, s.log)
