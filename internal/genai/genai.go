@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -405,11 +403,4 @@ func (c *call) run(ctx context.Context, m *llama.Model) {
 	c.result = Result{Text: text.String(), InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
 		FinishReason: u.FinishReason, StopSequence: u.StopSequence}
 	c.err = err
-}
-
-// SortedIDs returns the model ids in lexical order.
-func (s *Service) SortedIDs() []string {
-	ids := slices.Clone(s.order)
-	sort.Strings(ids)
-	return ids
 }
