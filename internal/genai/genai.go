@@ -282,19 +282,26 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	_ = res.Body.Close()
 	r := c.result
 	r.Latency = time.Since(t0)
+	var failure error
 	status := 200
 	if c.err != nil {
+		failure = engineError(c.err)
 		status = 500
+		if apierr.As(failure).Kind == apierr.Validation {
+			status = 400
+		}
 	}
-	if s.deps.Ledger != nil && (c.err == nil || r.InputTokens > 0) {
+	// Metered: what was generated. A request the engine refused before
+	// generating (a prompt longer than the context) costs nothing.
+	if s.deps.Ledger != nil && (c.err == nil || r.OutputTokens > 0) {
 		s.deps.Ledger.RecordInvocation(meter.Invocation{
 			Time: t0, Mode: ModeOnDemand, Resource: req.ModelID, Variant: req.API,
 			InstanceType: s.it.Name, Caller: req.Caller, ModelLatency: res.ModelLatency(),
 			TotalLatency: r.Latency, Status: status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
 		})
 	}
-	if c.err != nil {
-		return r, engineError(c.err)
+	if failure != nil {
+		return r, failure
 	}
 	return r, nil
 }
@@ -306,7 +313,7 @@ func (s *Service) poolError(err error) error {
 	case errors.Is(err, pool.ErrClosed):
 		return &apierr.Error{Kind: apierr.Unavailable, Message: "The service is shutting down.", Err: err}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &apierr.Error{Kind: apierr.Model, Code: "ModelTimeoutException", Message: "Processing time exceeded the model timeout length.", Err: err}
+		return &apierr.Error{Kind: apierr.Model, Message: "The request ended before the model answered.", Err: err}
 	}
 	return &apierr.Error{Kind: apierr.Internal, Message: "The model could not be started.", Err: err}
 }

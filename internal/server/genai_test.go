@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/document"
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
 
@@ -163,6 +164,35 @@ func TestGenAIBedrockRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("Converse system and top_k", func(t *testing.T) {
+		// With the raw format the system text is a first line of the
+		// prompt; top_k 1 is greedy whatever the temperature.
+		out, err := br.Converse(ctx, &bedrockruntime.ConverseInput{
+			ModelId: aws.String(id),
+			System:  []brtypes.SystemContentBlock{&brtypes.SystemContentBlockMemberText{Value: "Once upon a time"}},
+			Messages: []brtypes.Message{{Role: brtypes.ConversationRoleUser,
+				Content: []brtypes.ContentBlock{&brtypes.ContentBlockMemberText{Value: "there was"}}}},
+			InferenceConfig:              &brtypes.InferenceConfiguration{MaxTokens: aws.Int32(10), Temperature: aws.Float32(1)},
+			AdditionalModelRequestFields: document.NewLazyDocument(map[string]any{"top_k": 1}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := out.Output.(*brtypes.ConverseOutputMemberMessage).Value.Content[0].(*brtypes.ContentBlockMemberText).Value
+		out, err = br.Converse(ctx, &bedrockruntime.ConverseInput{
+			ModelId:         aws.String(id),
+			Messages:        []brtypes.Message{{Role: brtypes.ConversationRoleUser, Content: []brtypes.ContentBlock{&brtypes.ContentBlockMemberText{Value: "Once upon a time\nthere was"}}}},
+			InferenceConfig: &brtypes.InferenceConfiguration{MaxTokens: aws.Int32(10), Temperature: aws.Float32(0)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := out.Output.(*brtypes.ConverseOutputMemberMessage).Value.Content[0].(*brtypes.ContentBlockMemberText).Value
+		if a != b || a == "" {
+			t.Errorf("system+top_k 1 gave %q; greedy on the joined prompt gave %q", a, b)
+		}
+	})
+
 	t.Run("ConverseStream", func(t *testing.T) {
 		out, err := br.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{
 			ModelId: aws.String(id),
@@ -256,6 +286,17 @@ func TestGenAIBedrockRuntime(t *testing.T) {
 					Messages: append(append([]brtypes.Message{}, user...), user...)})
 				return err
 			}},
+			{"prompt longer than the context", "ValidationException", "the context holds 2048", func() error {
+				long := strings.Repeat("Once upon a time ", 600)
+				_, err := br.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(id),
+					ContentType: aws.String("application/json"), Body: []byte(`{"prompt":"` + long + `","max_gen_len":5}`)})
+				return err
+			}},
+			{"unknown additional field", "ValidationException", "extraneous key [top_q]", func() error {
+				_, err := br.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(id), Messages: user,
+					AdditionalModelRequestFields: document.NewLazyDocument(map[string]any{"top_q": 3})})
+				return err
+			}},
 			{"stream unknown model", "ValidationException", "The provided model identifier is invalid.", func() error {
 				_, err := br.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String("meta.nope"), Messages: user})
 				return err
@@ -289,9 +330,38 @@ func TestGenAIBedrockRuntime(t *testing.T) {
 			out40++
 		}
 	}
-	if n != 5 || out40 != 4 {
-		t.Errorf("ledger: %d bedrock-on-demand rows (%d with 40 output tokens); want 5 (4)", n, out40)
+	if n != 7 || out40 != 4 {
+		t.Errorf("ledger: %d bedrock-on-demand rows (%d with 40 output tokens); want 7 (4)", n, out40)
 	}
+	// The pool started from zero: its instance was recorded, and stopped.
+	insts, err := readLedgerInstances(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := 0
+	for _, in := range insts {
+		if in.Mode == "bedrock-on-demand" && in.Resource == "meta.stories260k" && !in.End.IsZero() {
+			started++
+		}
+	}
+	if started < 1 {
+		t.Errorf("ledger instances %+v: want a stopped bedrock-on-demand instance", insts)
+	}
+}
+
+// readLedgerInstances returns a stopped server's instance records.
+func readLedgerInstances(t *testing.T, data string) ([]meter.InstanceRecord, error) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(data, "catalog.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	ledger, err := meter.NewLedger(context.Background(), db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	return ledger.Instances(context.Background(), time.Time{}, time.Time{})
 }
 
 // readLedger opens a stopped server's ledger and returns every invocation.
