@@ -41,13 +41,16 @@ func storiesPath(t *testing.T) string {
 
 // startGenAI starts a server with stories260K registered as
 // meta.stories260k (raw chat format: it is a base model) and returns a
-// Bedrock runtime client, the base URL and the data directory.
+// Bedrock runtime client, the base URL and the data directory. The
+// server verifies SigV4 with the access key AKIDANY/anysecret.
 func startGenAI(t *testing.T, mutate func(*config.Config)) (*bedrockruntime.Client, string, string, func()) {
 	t.Helper()
 	model := storiesPath(t)
 	var data string
 	c, url, stop := start(t, func(cfg *config.Config) {
 		cfg.FoundationModels = []config.FoundationModel{{ID: "meta.stories260k", Path: model, ChatFormat: "raw"}}
+		// Signatures are verified: the SDK signs for service "bedrock".
+		cfg.Auth.AccessKeys = map[string]string{"AKIDANY": "anysecret"}
 		data = cfg.Data
 		if mutate != nil {
 			mutate(cfg)

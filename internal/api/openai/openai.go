@@ -42,11 +42,13 @@ type Handler struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 	now  func() time.Time
+	born int64 // the models' "created": when the server registered them
 }
 
 // New returns the handler. keys are the server's access keys (auth.access_keys).
 func New(svc *genai.Service, keys map[string]string, log *slog.Logger) *Handler {
 	h := &Handler{svc: svc, keys: keys, log: log.With("component", "openai"), mux: http.NewServeMux(), now: time.Now}
+	h.born = h.now().Unix()
 	h.mux.HandleFunc("GET /v1/models", h.listModels)
 	h.mux.HandleFunc("GET /v1/models/{model}", h.getModel)
 	h.mux.HandleFunc("POST /v1/completions", h.completions)
@@ -186,14 +188,14 @@ type modelObject struct {
 	ChatFormat    string `json:"chat_format"`
 }
 
-func modelOf(m genai.Info) modelObject {
-	return modelObject{ID: m.ID, Object: "model", OwnedBy: strings.ToLower(m.Provider), ContextLength: m.ContextLength, ChatFormat: m.ChatFormat}
+func (h *Handler) modelOf(m genai.Info) modelObject {
+	return modelObject{ID: m.ID, Object: "model", Created: h.born, OwnedBy: strings.ToLower(m.Provider), ContextLength: m.ContextLength, ChatFormat: m.ChatFormat}
 }
 
 func (h *Handler) listModels(w http.ResponseWriter, r *http.Request) {
 	data := []modelObject{}
 	for _, m := range h.svc.Models() {
-		data = append(data, modelOf(m))
+		data = append(data, h.modelOf(m))
 	}
 	writeJSON(w, 200, map[string]any{"object": "list", "data": data})
 }
@@ -204,7 +206,7 @@ func (h *Handler) getModel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound(r.PathValue("model")))
 		return
 	}
-	writeJSON(w, 200, modelOf(m))
+	writeJSON(w, 200, h.modelOf(m))
 }
 
 func notFound(model string) *apiError {
