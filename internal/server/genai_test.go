@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,8 +59,36 @@ func startGenAI(t *testing.T, mutate func(*config.Config)) (*bedrockruntime.Clie
 			mutate(cfg)
 		}
 	})
-	br := bedrockruntime.NewFromConfig(c.cfg, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(url) })
+	br := bedrockruntime.NewFromConfig(c.cfg, func(o *bedrockruntime.Options) {
+		o.BaseEndpoint = aws.String(url)
+		o.HTTPClient = &http.Client{Transport: bufferedBodies{http.DefaultTransport.(*http.Transport).Clone()}}
+	})
 	return br, url, data, stop
+}
+
+// bufferedBodies sends each request body from a private buffer. smithy-go
+// closes the request body as soon as the response headers arrive
+// (transport/http/client.go, ClientHandler.Handle); when a server answers
+// that fast — a streamed response whose first event is ready in a
+// millisecond — net/http's write loop may still be making its final read
+// of the body (the extra-bytes check after Content-Length), gets an error,
+// and closes the connection under the stream ("use of closed network
+// connection", aws/aws-sdk-go-v2#2737). A client-side race, not the
+// server's: the test shields the stream from it.
+type bufferedBodies struct{ next http.RoundTripper }
+
+func (b bufferedBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return b.next.RoundTrip(r)
+	}
+	data, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(data))
+	return b.next.RoundTrip(r2)
 }
 
 func TestGenAIBedrockRuntime(t *testing.T) {
