@@ -27,7 +27,8 @@ func serveCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the inferbox server",
 		Long: `Run the inferbox server: every protocol (SageMaker, Application Auto Scaling,
-the native API, /metrics, /healthz) on one listener, state in the data directory.
+Bedrock, the OpenAI-compatible /v1 API, the native API, /metrics, /healthz) on one
+listener, state in the data directory.
 Settings not given as flags come from --config (YAML), then the defaults.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/inferbox/inferbox/internal/config"
 	"github.com/inferbox/inferbox/internal/meter"
+	"github.com/inferbox/inferbox/internal/server"
 )
 
 // storiesRef is the reference greedy continuation of "Once upon a time"
@@ -415,4 +416,19 @@ func readLedger(t *testing.T, data string) []meter.Invocation {
 		t.Fatal(err)
 	}
 	return invs
+}
+
+// A foundation model whose file cannot be read stops start-up with an
+// error naming the model.
+func TestGenAIBadModelFile(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FoundationModels = []config.FoundationModel{{ID: "meta.missing", Path: filepath.Join(t.TempDir(), "none.gguf")}}
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		_ = srv.Shutdown(context.Background())
+		t.Fatal("server started with a missing model file")
+	}
+	if !strings.Contains(err.Error(), `foundation model "meta.missing"`) {
+		t.Errorf("error %v: does not name the model", err)
+	}
 }
