@@ -229,7 +229,7 @@ type Request struct {
 	Params   llama.Params
 	Caller   string // access key id, for the ledger
 	API      string // "bedrock" or "openai": the ledger row's variant
-	Priority pool.Priority
+	Priority pool.Priority // zero: interactive (pool.Normal)
 }
 
 // Result is a finished generation.

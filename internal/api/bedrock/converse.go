@@ -6,7 +6,6 @@ import (
 
 	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/genai"
-	"github.com/inferbox/inferbox/internal/pool"
 	"github.com/inferbox/inferbox/internal/runtime/llama"
 )
 
@@ -161,7 +160,7 @@ func (h *Handler) converseInput(w http.ResponseWriter, r *http.Request) (*genai.
 		return nil, false
 	}
 	return &genai.Request{ModelID: info.ID, Messages: msgs, Params: params, Caller: h.caller(r),
-		API: "bedrock", Priority: pool.Normal}, true
+		API: "bedrock"}, true
 }
 
 // converse is Converse.

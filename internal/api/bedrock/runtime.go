@@ -8,7 +8,6 @@ import (
 
 	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/genai"
-	"github.com/inferbox/inferbox/internal/pool"
 	"github.com/inferbox/inferbox/internal/runtime/llama"
 )
 
@@ -103,7 +102,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.svc.Generate(r.Context(), &genai.Request{ModelID: info.ID, Prompt: prompt, Params: params,
-		Caller: h.caller(r), API: "bedrock", Priority: pool.Normal}, nil)
+		Caller: h.caller(r), API: "bedrock"}, nil)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -145,7 +144,7 @@ func (h *Handler) invokeStream(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	var first *int
 	res, err := h.svc.Generate(r.Context(), &genai.Request{ModelID: info.ID, Prompt: prompt, Params: params,
-		Caller: h.caller(r), API: "bedrock", Priority: pool.Normal}, func(text string) error {
+		Caller: h.caller(r), API: "bedrock"}, func(text string) error {
 		n++
 		return chunk(llamaReply{Generation: text, PromptTokenCount: first, GenerationTokenCount: n})
 	})

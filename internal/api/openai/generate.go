@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/inferbox/inferbox/internal/genai"
-	"github.com/inferbox/inferbox/internal/pool"
 	"github.com/inferbox/inferbox/internal/runtime/llama"
 )
 
@@ -171,7 +170,7 @@ func (u *usage) add(r genai.Result) {
 }
 
 func (h *Handler) request(r *http.Request, model string, p llama.Params) *genai.Request {
-	return &genai.Request{ModelID: model, Params: p, Caller: callerOf(r.Context()), API: "openai", Priority: pool.Normal}
+	return &genai.Request{ModelID: model, Params: p, Caller: callerOf(r.Context()), API: "openai"}
 }
 
 // sse writes a server-sent-event stream, starting it lazily so that an

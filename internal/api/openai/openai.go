@@ -8,7 +8,7 @@
 // "<access key id>:<secret>"; the access key id is the caller in the usage
 // ledger. With no keys configured, requests are anonymous.
 //
-// openai imports genai, apierr, pool and runtime/llama (sampling
+// openai imports genai, apierr and runtime/llama (sampling
 // parameters); never the ledger, pools' internals or the server.
 package openai
 
