@@ -227,8 +227,8 @@ type Request struct {
 	Prompt   string
 	Messages []Message
 	Params   llama.Params
-	Caller   string // access key id, for the ledger
-	API      string // "bedrock" or "openai": the ledger row's variant
+	Caller   string        // access key id, for the ledger
+	API      string        // "bedrock" or "openai": the ledger row's variant
 	Priority pool.Priority // zero: interactive (pool.Normal)
 }
 
