@@ -175,6 +175,17 @@ func TestGenAIOpenAI(t *testing.T) {
 				}
 			})
 		}
+		// A prompt longer than the context is refused before the stream starts.
+		stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: id, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(strings.Repeat("Once upon a time ", 600))},
+		})
+		for stream.Next() {
+			t.Errorf("chunk %s", stream.Current().RawJSON())
+		}
+		var se *openai.Error
+		if err := stream.Err(); !errors.As(err, &se) || se.StatusCode != 400 || !strings.Contains(se.Message, "the context holds 2048") {
+			t.Errorf("long prompt stream: %v", err)
+		}
 		// A bad key is refused with 401 invalid_api_key; id:secret is accepted.
 		bad := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("wrong"), option.WithMaxRetries(0))
 		_, err := bad.Models.List(ctx)

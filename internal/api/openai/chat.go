@@ -133,10 +133,20 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	for i := range n {
 		g := h.request(r, info.ID, choiceParams(p, i))
 		g.Messages = msgs
-		if err := chunk(chatChoice{Index: i, Delta: map[string]any{"role": "assistant", "content": ""}}); err != nil {
-			return
+		// The role chunk goes out with the first text (or the end), so a
+		// request refused before generating is an ordinary error reply.
+		began := false
+		begin := func() error {
+			if began {
+				return nil
+			}
+			began = true
+			return chunk(chatChoice{Index: i, Delta: map[string]any{"role": "assistant", "content": ""}})
 		}
 		res, err := h.svc.Generate(r.Context(), g, func(text string) error {
+			if err := begin(); err != nil {
+				return err
+			}
 			return chunk(chatChoice{Index: i, Delta: map[string]any{"content": text}})
 		})
 		if err != nil {
@@ -145,6 +155,9 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		u.add(res)
 		fr := finishReason(res)
+		if err := begin(); err != nil {
+			return
+		}
 		if err := chunk(chatChoice{Index: i, Delta: map[string]any{}, FinishReason: &fr}); err != nil {
 			return
 		}
