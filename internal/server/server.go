@@ -195,7 +195,7 @@ func (s *Server) routes() http.Handler {
 	s3 := s.s3Handler(verifier)
 	aws := http.NewServeMux()
 	rt.Register(aws)
-	bedrock.New(s.genai, s.cfg.Region, s.cfg.AccountID, s.log).Register(aws)
+	bedrock.New(s.genai, s.cfg.Region, s.log).Register(aws)
 	aws.Handle("/", s3Fallback(s3))
 	aws.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")

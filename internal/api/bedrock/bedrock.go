@@ -50,9 +50,9 @@ type Handler struct {
 	arn func(modelID string) string
 }
 
-// New returns the Bedrock handler; region and account appear in ARNs.
-func New(svc *genai.Service, region, account string, log *slog.Logger) *Handler {
-	_ = account // foundation-model ARNs carry no account
+// New returns the Bedrock handler; region appears in foundation-model
+// ARNs (which carry no account).
+func New(svc *genai.Service, region string, log *slog.Logger) *Handler {
 	return &Handler{svc: svc, log: log.With("component", "bedrock"), arn: func(id string) string {
 		return "arn:aws:bedrock:" + region + "::foundation-model/" + id
 	}}

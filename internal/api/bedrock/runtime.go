@@ -142,11 +142,11 @@ func (h *Handler) invokeStream(w http.ResponseWriter, r *http.Request) {
 		return ev.event("chunk", map[string][]byte{"bytes": b})
 	}
 	n := 0
-	var first *int
 	res, err := h.svc.Generate(r.Context(), &genai.Request{ModelID: info.ID, Prompt: prompt, Params: params,
 		Caller: h.caller(r), API: "bedrock"}, func(text string) error {
 		n++
-		return chunk(llamaReply{Generation: text, PromptTokenCount: first, GenerationTokenCount: n})
+		// Counts so far; prompt_token_count is null until the last chunk.
+		return chunk(llamaReply{Generation: text, GenerationTokenCount: n})
 	})
 	if err != nil {
 		h.finishStream(w, ev, err)
