@@ -21,12 +21,14 @@ func serveCmd() *cobra.Command {
 		data       string
 		examples   bool
 		logFormat  string
+		models     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the inferbox server",
 		Long: `Run the inferbox server: every protocol (SageMaker, Application Auto Scaling,
-the native API, /metrics, /healthz) on one listener, state in the data directory.
+Bedrock, the OpenAI-compatible /v1 API, the native API, /metrics, /healthz) on one
+listener, state in the data directory.
 Settings not given as flags come from --config (YAML), then the defaults.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,6 +48,13 @@ Settings not given as flags come from --config (YAML), then the defaults.`,
 			if cmd.Flags().Changed("log") {
 				cfg.Log = logFormat
 			}
+			for _, v := range models {
+				fm, err := config.ParseFoundationModel(v)
+				if err != nil {
+					return err
+				}
+				cfg.FoundationModels = append(cfg.FoundationModels, fm)
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -58,6 +67,7 @@ Settings not given as flags come from --config (YAML), then the defaults.`,
 	f.StringVar(&listen, "listen", config.Default().Listen, "address to listen on (host:port)")
 	f.StringVar(&data, "data", config.Default().Data, "data directory (catalog, artifact cache, usage ledger)")
 	f.BoolVar(&examples, "examples", false, "deploy the bundled example models on start")
+	f.StringArrayVar(&models, "foundation-model", nil, "serve a GGUF foundation model through the Bedrock and OpenAI APIs: ID=PATH (repeatable)")
 	f.StringVar(&logFormat, "log", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 	return cmd
 }

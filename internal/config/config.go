@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -45,8 +46,45 @@ type Config struct {
 	// Pricebook is a price-book override file (internal/pricebook format)
 	// merged over the shipped defaults; empty uses the defaults.
 	Pricebook string `yaml:"pricebook"`
+	// FoundationModels are the GGUF models served through the Bedrock and
+	// OpenAI APIs (flag: --foundation-model ID=PATH, repeatable).
+	FoundationModels []FoundationModel `yaml:"foundation_models"`
+	GenAI            GenAI             `yaml:"genai"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// FoundationModel registers one foundation model.
+type FoundationModel struct {
+	ID   string `yaml:"id"`
+	Path string `yaml:"path"` // a .gguf file
+	// Provider is the catalog's providerName; empty derives it from the
+	// id's prefix (meta.… → Meta) or the file's architecture.
+	Provider string `yaml:"provider"`
+	// ChatFormat is template, llama2, chatml or raw; empty uses the file's
+	// tokenizer.chat_template, else a built-in fallback for the family.
+	ChatFormat string `yaml:"chat_format"`
+}
+
+// ParseFoundationModel parses a --foundation-model value, ID=PATH.
+func ParseFoundationModel(v string) (FoundationModel, error) {
+	id, path, ok := strings.Cut(v, "=")
+	if !ok || id == "" || path == "" {
+		return FoundationModel{}, fmt.Errorf("--foundation-model = %q: want ID=PATH", v)
+	}
+	return FoundationModel{ID: id, Path: path}, nil
+}
+
+// GenAI configures the foundation-model service's pools.
+type GenAI struct {
+	// InstanceType sizes each model instance (threads, node capacity).
+	InstanceType string `yaml:"instance_type"`
+	// Concurrency is generations decoded together per instance.
+	Concurrency int `yaml:"concurrency"`
+	// MaxInstances caps each model's elastic pool.
+	MaxInstances int `yaml:"max_instances"`
+	// IdleTimeout stops an instance unused this long (scale to zero).
+	IdleTimeout Duration `yaml:"idle_timeout"`
 }
 
 // Queue configures the durable work queue (NATS JetStream).
@@ -194,6 +232,7 @@ func Default() Config {
 			ServerlessStartTimeout:    Duration(3 * time.Minute),
 			ServerlessMaxPayloadBytes: 4 << 20,
 		},
+		GenAI: GenAI{InstanceType: "ml.m5.large", Concurrency: 4, MaxInstances: 2, IdleTimeout: Duration(5 * time.Minute)},
 		Queue: Queue{AckWait: Duration(60 * time.Second), MaxDeliver: 3},
 		Async: Async{
 			IdleTimeout:    Duration(5 * time.Minute),
@@ -255,6 +294,30 @@ func (c *Config) Validate() error {
 	}
 	if c.Data == "" {
 		bad("data", c.Data, "must not be empty")
+	}
+	seen := map[string]bool{}
+	for i, fm := range c.FoundationModels {
+		key := fmt.Sprintf("foundation_models[%d]", i)
+		switch {
+		case fm.ID == "":
+			bad(key+".id", fm.ID, "must not be empty")
+		case seen[fm.ID]:
+			bad(key+".id", fm.ID, "registered twice")
+		case fm.Path == "":
+			bad(key+".path", fm.Path, "must not be empty")
+		}
+		seen[fm.ID] = true
+		switch fm.ChatFormat {
+		case "", "template", "llama2", "chatml", "raw":
+		default:
+			bad(key+".chat_format", fm.ChatFormat, "want template, llama2, chatml or raw")
+		}
+	}
+	if c.GenAI.Concurrency < 1 {
+		bad("genai.concurrency", c.GenAI.Concurrency, "must be at least 1")
+	}
+	if c.GenAI.MaxInstances < 1 {
+		bad("genai.max_instances", c.GenAI.MaxInstances, "must be at least 1")
 	}
 	switch c.Log {
 	case "auto", "text", "json":

@@ -87,3 +87,41 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		t.Errorf("non-loopback with access keys: %v", err)
 	}
 }
+
+func TestFoundationModels(t *testing.T) {
+	c, err := Load(write(t, "foundation_models:\n  - id: meta.a\n    path: /m/a.gguf\n    chat_format: raw\ngenai:\n  max_instances: 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.FoundationModels) != 1 || c.FoundationModels[0] != (FoundationModel{ID: "meta.a", Path: "/m/a.gguf", ChatFormat: "raw"}) ||
+		c.GenAI.MaxInstances != 3 || c.GenAI.Concurrency != 4 {
+		t.Fatalf("loaded %+v %+v", c.FoundationModels, c.GenAI)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	fm, err := ParseFoundationModel("meta.b=/m/b.gguf")
+	if err != nil || fm != (FoundationModel{ID: "meta.b", Path: "/m/b.gguf"}) {
+		t.Errorf("ParseFoundationModel: %+v %v", fm, err)
+	}
+	for _, bad := range []string{"meta.b", "=/m/b.gguf", "meta.b="} {
+		if _, err := ParseFoundationModel(bad); err == nil || !strings.Contains(err.Error(), "want ID=PATH") {
+			t.Errorf("ParseFoundationModel(%q) = %v", bad, err)
+		}
+	}
+	for _, tc := range []struct {
+		models []FoundationModel
+		want   string
+	}{
+		{[]FoundationModel{{ID: "a", Path: "p"}, {ID: "a", Path: "q"}}, "foundation_models[1].id = a: registered twice"},
+		{[]FoundationModel{{Path: "p"}}, "foundation_models[0].id"},
+		{[]FoundationModel{{ID: "a"}}, "foundation_models[0].path"},
+		{[]FoundationModel{{ID: "a", Path: "p", ChatFormat: "alpaca"}}, "foundation_models[0].chat_format = alpaca"},
+	} {
+		c := Default()
+		c.FoundationModels = tc.models
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.models, err, tc.want)
+		}
+	}
+}

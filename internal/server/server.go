@@ -19,7 +19,9 @@ import (
 
 	"github.com/inferbox/inferbox/internal/api/autoscaling"
 	"github.com/inferbox/inferbox/internal/api/awsproto"
+	"github.com/inferbox/inferbox/internal/api/bedrock"
 	"github.com/inferbox/inferbox/internal/api/native"
+	"github.com/inferbox/inferbox/internal/api/openai"
 	"github.com/inferbox/inferbox/internal/api/sagemaker"
 	"github.com/inferbox/inferbox/internal/apierr"
 	"github.com/inferbox/inferbox/internal/artifact"
@@ -27,6 +29,7 @@ import (
 	"github.com/inferbox/inferbox/internal/autoscale"
 	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/config"
+	"github.com/inferbox/inferbox/internal/genai"
 	"github.com/inferbox/inferbox/internal/gguf"
 	"github.com/inferbox/inferbox/internal/hosting"
 	"github.com/inferbox/inferbox/internal/instancetype"
@@ -55,6 +58,7 @@ type Server struct {
 	batch   *transform.Service
 	queue   *queue.JetStream
 	async   *async.Service
+	genai   *genai.Service
 	scaling *autoscale.Registry
 	loop    *autoscale.Loop
 	http    *http.Server
@@ -111,6 +115,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("instances directory: %w", err)
 	}
 	m := metrics.New()
+	ggufs := gguf.NewRegistry()
+	llamaLoader := llama.NewLoader(ggufs, 0)
 	h := hosting.New(hosting.Config{
 		Region:              cfg.Region,
 		AccountID:           cfg.AccountID,
@@ -135,11 +141,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Loaders: map[string]runtime.Loader{
 			hosting.KindXGBoost: xgboost.NewLoader(),
 			hosting.KindProcess: &process.Loader{BaseDir: instancesDir},
-			hosting.KindLlama:   llama.NewLoader(gguf.NewRegistry(), 0),
+			hosting.KindLlama:   llamaLoader,
 		},
 		Observer: m,
 		Logger:   log,
 	})
+	gen, err := newGenAI(cfg, genai.Deps{Loader: llamaLoader, Registry: ggufs, Types: types, Node: node, Ledger: ledger, Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	loop, err := autoscale.NewLoop(h, h, autoscale.SystemClock(), autoscale.Timing{
 		Period:                  cfg.Autoscale.Period.D(),
 		HighResolutionPeriod:    min(10*time.Second, cfg.Autoscale.Period.D()),
@@ -164,7 +175,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	batch := transform.New(transform.Config{Region: cfg.Region, AccountID: cfg.AccountID},
 		transform.Deps{Store: store, Objects: st.objects, Hosting: h, Logger: log})
-	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, queue: q, async: as, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
+	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, queue: q, async: as, genai: gen, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -185,6 +196,7 @@ func (s *Server) routes() http.Handler {
 	s3 := s.s3Handler(verifier)
 	aws := http.NewServeMux()
 	rt.Register(aws)
+	bedrock.New(s.genai, s.cfg.Region, s.log).Register(aws)
 	aws.Handle("/", s3Fallback(s3))
 	aws.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
@@ -209,6 +221,8 @@ func (s *Server) routes() http.Handler {
 	nat.RegisterAsync(s.async)
 	nat.RegisterCost(s.ledger, s.cfg.Pricebook)
 	mux.Handle(native.Prefix, nat)
+	// The OpenAI-compatible API authenticates with Bearer keys, not SigV4.
+	mux.Handle(openai.Prefix, openai.New(s.genai, s.cfg.Auth.AccessKeys, s.log))
 	mux.Handle("/", withRequestID(signed(verifier, aws, func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			awsproto.WriteJSONError(w, authCodes, err, s.log)
@@ -240,10 +254,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.scaling.Restore(ctx); err != nil {
 		return fmt.Errorf("restore scaling policies: %w", err)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.loop.Run(s.ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.genai.Run(s.ctx)
 	}()
 	if s.cfg.Examples {
 		if err := s.deployExamples(ctx); err != nil {
@@ -270,7 +288,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Shutdown stops inferbox in order: stop accepting connections and drain
 // in-flight requests; stop background loops; stop transform jobs (they
 // stay InProgress, to resume at the next start) and the async workers
-// (their running requests go back to the queue); stop every instance;
+// (their running requests go back to the queue); stop the foundation
+// models' instances, then every endpoint instance;
 // close the queue; flush the usage ledger; close the catalog. It is
 // idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -290,6 +309,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.async.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop async workers: %w", err))
 		}
+		if err := s.genai.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop foundation models: %w", err))
+		}
 		if err := s.hosting.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop instances: %w", err))
 		}
@@ -304,4 +326,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("stopped")
 	})
 	return s.shutdownErr
+}
+
+// newGenAI builds the foundation-model service from the configuration.
+func newGenAI(cfg config.Config, deps genai.Deps) (*genai.Service, error) {
+	specs := make([]genai.ModelSpec, len(cfg.FoundationModels))
+	for i, fm := range cfg.FoundationModels {
+		specs[i] = genai.ModelSpec{ID: fm.ID, Path: fm.Path, Provider: fm.Provider, ChatFormat: fm.ChatFormat}
+	}
+	return genai.New(genai.Config{
+		Models:       specs,
+		InstanceType: cfg.GenAI.InstanceType,
+		Concurrency:  cfg.GenAI.Concurrency,
+		MaxInstances: cfg.GenAI.MaxInstances,
+		IdleTimeout:  cfg.GenAI.IdleTimeout.D(),
+		QueueTimeout: cfg.Hosting.QueueTimeout.D(),
+		CPUs:         goruntime.NumCPU(),
+	}, deps)
 }

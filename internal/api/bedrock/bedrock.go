@@ -1,0 +1,190 @@
+// Package bedrock serves the Amazon Bedrock wire APIs over the genai
+// service: the runtime (InvokeModel with the Meta Llama body,
+// InvokeModelWithResponseStream, Converse, ConverseStream) and the
+// control plane's foundation-model catalog (ListFoundationModels,
+// GetFoundationModel). Both are REST JSON signed as service "bedrock".
+//
+// bedrock imports genai, awsproto, apierr and runtime/llama (for
+// sampling parameters); it never reaches pools, the ledger or the server.
+package bedrock
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+
+	"github.com/inferbox/inferbox/internal/api/awsproto"
+	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/genai"
+)
+
+// maxBody is InvokeModel's body limit (25,000,000 bytes in the service model).
+const maxBody = 25_000_000
+
+// codes is Bedrock's error table. An unknown model id is a 400
+// ValidationException on the runtime, as Bedrock answers it.
+var codes = awsproto.ErrorCodes{
+	apierr.Internal:        {500, "InternalServerException"},
+	apierr.Validation:      {400, "ValidationException"},
+	apierr.NotFound:        {400, "ValidationException"},
+	apierr.LimitExceeded:   {400, "ServiceQuotaExceededException"},
+	apierr.Throttled:       {429, "ThrottlingException"},
+	apierr.NotReady:        {429, "ModelNotReadyException"},
+	apierr.Unavailable:     {503, "ServiceUnavailableException"},
+	apierr.Model:           {424, "ModelErrorException"},
+	apierr.PayloadTooLarge: {413, ""},
+	apierr.Unauthorized:    {403, "AccessDeniedException"},
+}
+
+// Handler serves the Bedrock routes.
+type Handler struct {
+	svc *genai.Service
+	log *slog.Logger
+	arn func(modelID string) string
+}
+
+// New returns the Bedrock handler; region appears in foundation-model
+// ARNs (which carry no account).
+func New(svc *genai.Service, region string, log *slog.Logger) *Handler {
+	return &Handler{svc: svc, log: log.With("component", "bedrock"), arn: func(id string) string {
+		return "arn:aws:bedrock:" + region + "::foundation-model/" + id
+	}}
+}
+
+// Register mounts the routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /model/{modelId}/invoke", h.invoke)
+	mux.HandleFunc("POST /model/{modelId}/invoke-with-response-stream", h.invokeStream)
+	mux.HandleFunc("POST /model/{modelId}/converse", h.converse)
+	mux.HandleFunc("POST /model/{modelId}/converse-stream", h.converseStream)
+	mux.HandleFunc("GET /foundation-models", h.listModels)
+	mux.HandleFunc("GET /foundation-models/{modelIdentifier}", h.getModel)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	awsproto.WriteRESTError(w, codes, err, h.log)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, apierr.Validationf("could not read the request body")
+	}
+	if len(b) > maxBody {
+		return nil, apierr.Validationf("Input is too long for requested model.")
+	}
+	return b, nil
+}
+
+// modelOf resolves the {modelId} path value: a model id or a
+// foundation-model ARN.
+func (h *Handler) modelOf(r *http.Request) (genai.Info, error) {
+	id := r.PathValue("modelId")
+	if _, rest, ok := strings.Cut(id, ":foundation-model/"); ok {
+		id = rest
+	}
+	info, ok := h.svc.Model(id)
+	if !ok {
+		return genai.Info{}, apierr.Validationf("The provided model identifier is invalid.")
+	}
+	return info, nil
+}
+
+func setUsageHeaders(w http.ResponseWriter, r genai.Result) {
+	w.Header().Set("X-Amzn-Bedrock-Input-Token-Count", strconv.Itoa(r.InputTokens))
+	w.Header().Set("X-Amzn-Bedrock-Output-Token-Count", strconv.Itoa(r.OutputTokens))
+	w.Header().Set("X-Amzn-Bedrock-Invocation-Latency", strconv.FormatInt(r.Latency.Milliseconds(), 10))
+}
+
+// eventWriter writes an event stream whose HTTP response starts lazily:
+// until the first event, a failure can still be an ordinary error reply.
+type eventWriter struct {
+	w       http.ResponseWriter
+	enc     *eventstream.Encoder
+	started bool
+	header  func(http.Header)
+}
+
+func newEventWriter(w http.ResponseWriter, header func(http.Header)) *eventWriter {
+	return &eventWriter{w: w, enc: eventstream.NewEncoder(), header: header}
+}
+
+func (e *eventWriter) start() {
+	if e.started {
+		return
+	}
+	e.started = true
+	e.w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
+	if e.header != nil {
+		e.header(e.w.Header())
+	}
+	e.w.WriteHeader(http.StatusOK)
+}
+
+// event writes one event: eventType with a JSON payload.
+func (e *eventWriter) event(eventType string, v any) error {
+	e.start()
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	msg := eventstream.Message{Payload: payload}
+	msg.Headers.Set(":message-type", eventstream.StringValue("event"))
+	msg.Headers.Set(":event-type", eventstream.StringValue(eventType))
+	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
+	if err := e.enc.Encode(e.w, msg); err != nil {
+		return err
+	}
+	if f, ok := e.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// exception ends a started stream with an exception event (the member
+// name in camel case, e.g. internalServerException).
+func (e *eventWriter) exception(err error) {
+	ae := apierr.As(err)
+	_, code := codes.Lookup(ae)
+	member := "internalServerException"
+	switch code {
+	case "ValidationException":
+		member = "validationException"
+	case "ThrottlingException":
+		member = "throttlingException"
+	case "ServiceUnavailableException":
+		member = "serviceUnavailableException"
+	case "ModelErrorException":
+		member = "modelStreamErrorException"
+	}
+	payload, _ := json.Marshal(map[string]string{"message": ae.Message})
+	msg := eventstream.Message{Payload: payload}
+	msg.Headers.Set(":message-type", eventstream.StringValue("exception"))
+	msg.Headers.Set(":exception-type", eventstream.StringValue(member))
+	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
+	_ = e.enc.Encode(e.w, msg)
+}
+
+// finishStream reports err on a stream: an HTTP error if nothing was sent
+// yet, an exception event otherwise.
+func (h *Handler) finishStream(w http.ResponseWriter, e *eventWriter, err error) {
+	if !e.started {
+		h.fail(w, err)
+		return
+	}
+	h.log.Warn("stream failed", "err", err)
+	e.exception(err)
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func badf(format string, args ...any) error {
+	return apierr.Validationf("%s", fmt.Sprintf(format, args...))
+}

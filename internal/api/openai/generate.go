@@ -1,0 +1,219 @@
+package openai
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/inferbox/inferbox/internal/genai"
+	"github.com/inferbox/inferbox/internal/runtime/llama"
+)
+
+// sampling are the request fields both endpoints share.
+type sampling struct {
+	Model               string          `json:"model"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	TopK                *int            `json:"top_k"` // vLLM's extension
+	N                   *int            `json:"n"`
+	Seed                *int64          `json:"seed"`
+	Stop                json.RawMessage `json:"stop"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	FrequencyPenalty    *float64        `json:"frequency_penalty"`
+	PresencePenalty     *float64        `json:"presence_penalty"`
+	Logprobs            json.RawMessage `json:"logprobs"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+func rangeErr(param string, v, lo, hi float64) error {
+	if v < lo {
+		return &apiError{status: 400, typ: "invalid_request_error", param: param, code: "decimal_below_min_value",
+			msg: fmt.Sprintf("Invalid '%s': decimal below minimum value. Expected a value >= %g, but got %g instead.", param, lo, v)}
+	}
+	if v > hi {
+		return &apiError{status: 400, typ: "invalid_request_error", param: param, code: "decimal_above_max_value",
+			msg: fmt.Sprintf("Invalid '%s': decimal above maximum value. Expected a value <= %g, but got %g instead.", param, hi, v)}
+	}
+	return nil
+}
+
+// params validates the shared fields and returns the model, sampling
+// parameters and choice count. defaultMax is the endpoint's default
+// max_tokens (0: until the context is full).
+func (h *Handler) params(s *sampling, defaultMax int) (genai.Info, llama.Params, int, error) {
+	p := llama.Params{Temperature: 1, MaxTokens: defaultMax}
+	if s.Model == "" {
+		return genai.Info{}, p, 0, invalid("model", "you must provide a model parameter")
+	}
+	info, ok := h.svc.Model(s.Model)
+	if !ok {
+		return info, p, 0, notFound(s.Model)
+	}
+	if v := s.Temperature; v != nil {
+		if err := rangeErr("temperature", *v, 0, 2); err != nil {
+			return info, p, 0, err
+		}
+		p.Temperature = *v
+	}
+	if v := s.TopP; v != nil {
+		if err := rangeErr("top_p", *v, 0, 1); err != nil {
+			return info, p, 0, err
+		}
+		if *v == 0 {
+			return info, p, 0, invalid("top_p", "Invalid 'top_p': must be greater than 0 (1 considers all tokens).")
+		}
+		p.TopP = *v
+	}
+	if v := s.TopK; v != nil {
+		if *v < -1 {
+			return info, p, 0, invalid("top_k", "Invalid 'top_k': expected -1, 0 (all tokens) or a positive integer, but got %d instead.", *v)
+		}
+		p.TopK = *v
+	}
+	for name, v := range map[string]*float64{"frequency_penalty": s.FrequencyPenalty, "presence_penalty": s.PresencePenalty} {
+		if v != nil {
+			if err := rangeErr(name, *v, -2, 2); err != nil {
+				return info, p, 0, err
+			}
+		}
+	}
+	if s.FrequencyPenalty != nil {
+		p.FrequencyPenalty = *s.FrequencyPenalty
+	}
+	if s.PresencePenalty != nil {
+		p.PresencePenalty = *s.PresencePenalty
+	}
+	maxParam, maxTokens := "max_tokens", s.MaxTokens
+	if s.MaxCompletionTokens != nil {
+		maxParam, maxTokens = "max_completion_tokens", s.MaxCompletionTokens
+	}
+	if maxTokens != nil {
+		switch {
+		case *maxTokens < 1:
+			return info, p, 0, &apiError{status: 400, typ: "invalid_request_error", param: maxParam, code: "integer_below_min_value",
+				msg: fmt.Sprintf("Invalid '%s': integer below minimum value. Expected a value >= 1, but got %d instead.", maxParam, *maxTokens)}
+		case info.ContextLength > 0 && *maxTokens > info.ContextLength:
+			return info, p, 0, &apiError{status: 400, typ: "invalid_request_error", param: maxParam, code: "invalid_value",
+				msg: fmt.Sprintf("%s is too large: %d. This model supports at most %d completion tokens, whereas you provided %d.", maxParam, *maxTokens, info.ContextLength, *maxTokens)}
+		}
+		p.MaxTokens = *maxTokens
+	}
+	if len(s.Stop) > 0 && string(s.Stop) != "null" {
+		var one string
+		if err := json.Unmarshal(s.Stop, &one); err == nil {
+			p.Stop = []string{one}
+		} else if err := json.Unmarshal(s.Stop, &p.Stop); err != nil {
+			return info, p, 0, invalid("stop", "Invalid 'stop': expected a string or an array of strings.")
+		}
+		if len(p.Stop) > 4 {
+			return info, p, 0, &apiError{status: 400, typ: "invalid_request_error", param: "stop", code: "array_above_max_length",
+				msg: fmt.Sprintf("Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length %d instead.", len(p.Stop))}
+		}
+		for _, st := range p.Stop {
+			if st == "" {
+				return info, p, 0, invalid("stop", "Invalid 'stop': stop sequences must not be empty.")
+			}
+		}
+	}
+	if len(s.Logprobs) > 0 && string(s.Logprobs) != "null" && string(s.Logprobs) != "false" && string(s.Logprobs) != "0" {
+		return info, p, 0, invalid("logprobs", "logprobs are not supported by this server.")
+	}
+	n := 1
+	if s.N != nil {
+		if *s.N < 1 || *s.N > 128 {
+			return info, p, 0, &apiError{status: 400, typ: "invalid_request_error", param: "n", code: "integer_out_of_range",
+				msg: fmt.Sprintf("Invalid 'n': integer out of range. Expected a value between 1 and 128, but got %d instead.", *s.N)}
+		}
+		n = *s.N
+	}
+	if s.Seed != nil {
+		seed := uint64(*s.Seed)
+		p.Seed = &seed
+	}
+	if err := p.Validate(); err != nil {
+		return info, p, 0, invalid("", "%s", err.Error())
+	}
+	return info, p, n, nil
+}
+
+// choiceParams returns choice i's parameters: with a seed, each choice
+// draws from seed+i, so choices differ yet the request is reproducible.
+func choiceParams(p llama.Params, i int) llama.Params {
+	if p.Seed != nil && i > 0 {
+		s := *p.Seed + uint64(i)
+		p.Seed = &s
+	}
+	return p
+}
+
+func finishReason(r genai.Result) string {
+	if r.FinishReason == llama.FinishLength {
+		return "length"
+	}
+	return "stop"
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+func (u *usage) add(r genai.Result) {
+	u.PromptTokens = r.InputTokens
+	u.CompletionTokens += r.OutputTokens
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+}
+
+func (h *Handler) request(r *http.Request, model string, p llama.Params) *genai.Request {
+	return &genai.Request{ModelID: model, Params: p, Caller: callerOf(r.Context()), API: "openai"}
+}
+
+// sse writes a server-sent-event stream, starting it lazily so that an
+// error before the first event is an ordinary error response.
+type sse struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (s *sse) send(v any) error {
+	if !s.started {
+		s.started = true
+		h := s.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		s.w.WriteHeader(http.StatusOK)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(s.w, "data: %s\n\n", b); err != nil {
+		return err
+	}
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+func (s *sse) done() {
+	_, _ = fmt.Fprint(s.w, "data: [DONE]\n\n")
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// fail ends a stream with an in-band error object (the SDKs raise it), or
+// answers with an error if the stream has not started.
+func (s *sse) fail(err error) {
+	if !s.started {
+		writeError(s.w, err)
+		return
+	}
+	_ = s.send(map[string]any{"error": toAPIError(err).body()})
+}

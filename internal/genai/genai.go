@@ -1,0 +1,413 @@
+// Package genai is the foundation-model service (Bedrock's on-demand mode):
+// a catalog of GGUF foundation models registered at start-up, a shared
+// elastic pool of llama instances per model (scaling from zero like a
+// serverless endpoint), chat formatting, and per-request token metering
+// into the usage ledger.
+//
+// Protocol adapters (api/bedrock, api/openai) call Generate; genai knows
+// nothing of wire formats. It imports runtime, runtime/llama, pool, meter,
+// gguf, instancetype and apierr; never an adapter, hosting or server.
+package genai
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/gguf"
+	"github.com/inferbox/inferbox/internal/instancetype"
+	"github.com/inferbox/inferbox/internal/meter"
+	"github.com/inferbox/inferbox/internal/pool"
+	"github.com/inferbox/inferbox/internal/runtime"
+	"github.com/inferbox/inferbox/internal/runtime/llama"
+)
+
+// ModeOnDemand is the ledger mode of on-demand invocations.
+const ModeOnDemand = "bedrock-on-demand"
+
+// Config configures the service. Zero values take the defaults noted.
+type Config struct {
+	Models []ModelSpec
+	// InstanceType sizes each instance (threads, node reservation);
+	// default ml.m5.large.
+	InstanceType string
+	// Concurrency is generations per instance (decoded together); default 4.
+	Concurrency int
+	// MaxInstances caps each model's pool; default 2.
+	MaxInstances int
+	// IdleTimeout stops an instance unused this long; default 5 minutes.
+	IdleTimeout time.Duration
+	// QueueTimeout bounds the wait for an instance; default 60 s.
+	QueueTimeout time.Duration
+	// CPUs is the machine's CPU count, capping threads per instance.
+	CPUs int
+}
+
+// Deps are the collaborators the composition root hands in.
+type Deps struct {
+	Loader   runtime.Loader // the llama loader
+	Registry *gguf.Registry // to read model file headers
+	Types    *instancetype.Catalog
+	Node     *instancetype.Node // capacity reservations; nil skips them
+	Ledger   *meter.Ledger      // nil: nothing is metered
+	Logger   *slog.Logger
+}
+
+// Service serves the registered foundation models.
+type Service struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	it     instancetype.Type
+	models map[string]*model
+	order  []string
+
+	closeOnce sync.Once
+}
+
+type model struct {
+	info Info
+	spec ModelSpec
+	chat *chatFormat
+	pool *pool.Pool
+}
+
+// New reads every model file's header and builds one (empty) pool per
+// model. Errors name the model id and the problem.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if cfg.InstanceType == "" {
+		cfg.InstanceType = "ml.m5.large"
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.MaxInstances <= 0 {
+		cfg.MaxInstances = 2
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.CPUs <= 0 {
+		cfg.CPUs = 1
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger.With("component", "genai"), models: map[string]*model{}}
+	if len(cfg.Models) > 0 {
+		it, err := deps.Types.Lookup(cfg.InstanceType)
+		if err != nil {
+			return nil, fmt.Errorf("genai: instance type %q: %w", cfg.InstanceType, err)
+		}
+		s.it = it
+	}
+	for _, spec := range cfg.Models {
+		if _, dup := s.models[spec.ID]; dup {
+			return nil, fmt.Errorf("foundation model %q: registered twice", spec.ID)
+		}
+		m, err := s.register(spec)
+		if err != nil {
+			return nil, fmt.Errorf("foundation model %q (%s): %w", spec.ID, spec.Path, err)
+		}
+		s.models[spec.ID] = m
+		s.order = append(s.order, spec.ID)
+	}
+	return s, nil
+}
+
+func (s *Service) register(spec ModelSpec) (*model, error) {
+	meta, err := readMeta(s.deps.Registry, spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	chat, err := newChatFormat(spec.ChatFormat, meta.template, meta.arch, meta.bos, meta.eos)
+	if err != nil {
+		return nil, err
+	}
+	info := Info{
+		ID: spec.ID, Name: meta.name, Provider: spec.Provider, Architecture: meta.arch,
+		ContextLength: meta.context, ChatFormat: chat.name, HasTemplate: meta.template != "",
+		InferenceTypes: []string{"ON_DEMAND"}, Modalities: []string{"TEXT"},
+	}
+	if info.Name == "" {
+		info.Name = spec.ID
+	}
+	if info.Provider == "" {
+		info.Provider = providerOf(spec.ID, meta.arch)
+	}
+	m := &model{info: info, spec: spec, chat: chat}
+	m.pool = pool.New(pool.Config{
+		Name:         "fm-" + spec.ID,
+		Start:        s.starter(m),
+		Concurrency:  s.cfg.Concurrency,
+		QueueTimeout: s.cfg.QueueTimeout,
+		Elastic:      true,
+		MaxInstances: s.cfg.MaxInstances,
+		Logger:       s.log,
+	})
+	s.log.Info("foundation model registered", "model", spec.ID, "arch", meta.arch,
+		"context", meta.context, "chat_format", chat.name)
+	return m, nil
+}
+
+// starter loads one instance of m: a node reservation, then the file.
+func (s *Service) starter(m *model) pool.StartFunc {
+	return func(ctx context.Context, id string) (runtime.Model, func(), error) {
+		var res *instancetype.Reservation
+		if s.deps.Node != nil {
+			r, err := s.deps.Node.Reserve(s.it)
+			if err != nil {
+				return nil, nil, err
+			}
+			res = r
+		}
+		rm, err := s.deps.Loader.Load(ctx, runtime.Spec{
+			Kind: "llama", Image: m.spec.ID, ModelDir: m.spec.Path,
+			Threads: s.it.Threads(s.cfg.CPUs), MemoryBytes: s.it.MemoryBytes(),
+			Logger: s.log.With("model", m.spec.ID, "instance", id),
+		})
+		if err != nil {
+			if res != nil {
+				res.Release()
+			}
+			return nil, nil, err
+		}
+		lm, ok := rm.(*llama.Model)
+		if !ok {
+			_ = rm.Close()
+			if res != nil {
+				res.Release()
+			}
+			return nil, nil, fmt.Errorf("genai: loader returned %T, want *llama.Model", rm)
+		}
+		if s.deps.Ledger != nil {
+			s.deps.Ledger.InstanceStarted(meter.InstanceUsage{InstanceID: id, Mode: ModeOnDemand,
+				Resource: m.spec.ID, InstanceType: s.it.Name, Start: time.Now()})
+		}
+		release := func() {
+			if s.deps.Ledger != nil {
+				s.deps.Ledger.InstanceStopped(id, time.Now())
+			}
+			if res != nil {
+				res.Release()
+			}
+		}
+		return &instance{m: lm}, release, nil
+	}
+}
+
+// Models lists the registered models in registration order.
+func (s *Service) Models() []Info {
+	out := make([]Info, 0, len(s.order))
+	for _, id := range s.order {
+		out = append(out, s.models[id].info)
+	}
+	return out
+}
+
+// Model returns one model's description.
+func (s *Service) Model(id string) (Info, bool) {
+	m, ok := s.models[id]
+	if !ok {
+		return Info{}, false
+	}
+	return m.info, true
+}
+
+// Request is one generation: a raw Prompt, or Messages rendered through
+// the model's chat format.
+type Request struct {
+	ModelID  string
+	Prompt   string
+	Messages []Message
+	Params   llama.Params
+	Caller   string        // access key id, for the ledger
+	API      string        // "bedrock" or "openai": the ledger row's variant
+	Priority pool.Priority // zero: interactive (pool.Normal)
+}
+
+// Result is a finished generation.
+type Result struct {
+	Text         string
+	InputTokens  int
+	OutputTokens int
+	FinishReason string // llama.FinishStop or llama.FinishLength
+	StopSequence string // the stop sequence that ended it, if any
+	Latency      time.Duration
+}
+
+// Errors callers branch on (all are *apierr.Error too).
+var (
+	// ErrUnknownModel: no foundation model has the id.
+	ErrUnknownModel = errors.New("genai: unknown model")
+)
+
+// Generate runs req on its model's pool, calling emit with each piece of
+// text as it is released (never empty), and meters the tokens. Errors are
+// *apierr.Error: Validation for bad parameters or prompts (wording from
+// the engine), NotFound (wrapping ErrUnknownModel) for an unknown model,
+// Throttled when the pool cannot take the request.
+func (s *Service) Generate(ctx context.Context, req *Request, emit func(text string) error) (Result, error) {
+	t0 := time.Now()
+	m, ok := s.models[req.ModelID]
+	if !ok {
+		return Result{}, &apierr.Error{Kind: apierr.NotFound, Message: "The provided model identifier is invalid.", Err: ErrUnknownModel}
+	}
+	if req.Params.MaxTokens > m.info.ContextLength && m.info.ContextLength > 0 {
+		return Result{}, apierr.Validationf("max tokens %d exceeds the model's context length of %d tokens", req.Params.MaxTokens, m.info.ContextLength)
+	}
+	if err := req.Params.Validate(); err != nil {
+		return Result{}, apierr.Validationf("%s", err.Error())
+	}
+	c := &call{req: req, emit: emit}
+	if req.Messages != nil {
+		p, err := m.chat.render(req.Messages)
+		if err != nil {
+			return Result{}, apierr.Validationf("%s", err.Error())
+		}
+		c.prompt, c.chat = p, true
+	} else {
+		c.prompt = req.Prompt
+	}
+	res, err := m.pool.Invoke(ctx, &runtime.Request{Body: c, Size: -1}, req.Priority)
+	if err != nil {
+		return Result{}, s.poolError(err)
+	}
+	_ = res.Body.Close()
+	r := c.result
+	r.Latency = time.Since(t0)
+	var failure error
+	status := 200
+	if c.err != nil {
+		failure = engineError(c.err)
+		status = 500
+		if apierr.As(failure).Kind == apierr.Validation {
+			status = 400
+		}
+	}
+	// Metered: what was generated. A request the engine refused before
+	// generating (a prompt longer than the context) costs nothing.
+	if s.deps.Ledger != nil && (c.err == nil || r.OutputTokens > 0) {
+		s.deps.Ledger.RecordInvocation(meter.Invocation{
+			Time: t0, Mode: ModeOnDemand, Resource: req.ModelID, Variant: req.API,
+			InstanceType: s.it.Name, Caller: req.Caller, ModelLatency: res.ModelLatency(),
+			TotalLatency: r.Latency, Status: status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
+		})
+	}
+	if failure != nil {
+		return r, failure
+	}
+	return r, nil
+}
+
+func (s *Service) poolError(err error) error {
+	switch {
+	case errors.Is(err, pool.ErrThrottled), errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout):
+		return &apierr.Error{Kind: apierr.Throttled, Message: "Too many requests, please wait before trying again.", Err: err}
+	case errors.Is(err, pool.ErrClosed):
+		return &apierr.Error{Kind: apierr.Unavailable, Message: "The service is shutting down.", Err: err}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &apierr.Error{Kind: apierr.Model, Message: "The request ended before the model answered.", Err: err}
+	}
+	return &apierr.Error{Kind: apierr.Internal, Message: "The model could not be started.", Err: err}
+}
+
+func engineError(err error) error {
+	var me *runtime.ModelError
+	if errors.As(err, &me) && me.StatusCode == 400 {
+		return apierr.Validationf("%s", me.Message)
+	}
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &apierr.Error{Kind: apierr.Internal, Message: "The model failed while generating.", Err: err}
+}
+
+// Run stops instances idle longer than the idle timeout until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	tick := time.NewTicker(max(s.cfg.IdleTimeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, id := range s.order {
+				s.models[id].pool.StopIdle(0, s.cfg.IdleTimeout, now)
+			}
+		}
+	}
+}
+
+// Close stops every model's instances. It is idempotent.
+func (s *Service) Close(ctx context.Context) error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		for _, id := range s.order {
+			if err := s.models[id].pool.Close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// call carries one generation through the pool to an instance: the pool
+// hands the instance a runtime.Request whose Body is the call.
+type call struct {
+	req    *Request
+	prompt string
+	chat   bool
+	emit   func(string) error
+	result Result
+	err    error
+}
+
+// Read makes a call an io.Reader (an empty body) for runtime.Request.
+func (c *call) Read([]byte) (int, error) { return 0, io.EOF }
+
+// instance is one loaded model in a pool. Invoke runs a *call's generation
+// synchronously (the pool slot is held for its whole length); other
+// requests go to the llama runtime's own Invoke.
+type instance struct{ m *llama.Model }
+
+func (in *instance) Invoke(ctx context.Context, req *runtime.Request) (*runtime.Response, error) {
+	c, ok := req.Body.(*call)
+	if !ok {
+		return in.m.Invoke(ctx, req)
+	}
+	c.run(ctx, in.m)
+	return &runtime.Response{Body: io.NopCloser(strings.NewReader(""))}, nil
+}
+
+func (in *instance) Close() error { return in.m.Close() }
+
+func (c *call) run(ctx context.Context, m *llama.Model) {
+	tok := m.Tokenizer()
+	ids := tok.Encode(c.prompt, true)
+	// A template that writes the BOS text itself must not get a second one.
+	if c.chat && len(ids) >= 2 && ids[0] == tok.BOS() && ids[1] == tok.BOS() {
+		ids = ids[1:]
+	}
+	var text strings.Builder
+	u, err := m.Generate(ctx, &llama.GenerateRequest{Tokens: ids, Params: c.req.Params}, func(t llama.Token) error {
+		if t.Text == "" {
+			return nil
+		}
+		text.WriteString(t.Text)
+		if c.emit != nil {
+			return c.emit(t.Text)
+		}
+		return nil
+	})
+	c.result = Result{Text: text.String(), InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
+		FinishReason: u.FinishReason, StopSequence: u.StopSequence}
+	c.err = err
+}
