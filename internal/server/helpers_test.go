@@ -157,7 +157,13 @@ type clients struct {
 // is a data race when streams overlap (aws/smithy-go#714, fix pending in
 // aws/smithy-go#716), so each concurrent stream gets its own client.
 func (c clients) streamRT() *sagemakerruntime.Client {
-	return sagemakerruntime.NewFromConfig(c.cfg, func(o *sagemakerruntime.Options) { o.BaseEndpoint = aws.String(c.url) })
+	return sagemakerruntime.NewFromConfig(c.cfg, func(o *sagemakerruntime.Options) {
+		o.BaseEndpoint = aws.String(c.url)
+		// See bufferedBodies (genai_test.go): the SDK can close the
+		// connection under a fast stream (aws/aws-sdk-go-v2#2737); this
+		// made TestShutdownDrains fail about once in thirty runs.
+		o.HTTPClient = &http.Client{Transport: bufferedBodies{http.DefaultTransport.(*http.Transport).Clone()}}
+	})
 }
 
 // newClients configures the SDK the way a user would with --endpoint-url:
