@@ -5,7 +5,9 @@
 //
 // The decision rules are written out in [Rules] and applied by [Advise].
 // The costs come from a discrete-event replay of the traffic, in ticks of
-// the autoscaler's own Tick (5 s), through each mode's scaling behaviour
+// the autoscaler's own Tick (5 s by default; a real-time replay takes the
+// tick and every other timing from RealtimeConfig.Timing, so it can mirror
+// a server run with shortened timings), through each mode's scaling behaviour
 // using the server's own decision code: real-time runs autoscale.Decide
 // with a target-tracking policy on SageMakerVariantInvocationsPerInstance
 // (MinCapacity 1); serverless and async run pool.Needed to start instances

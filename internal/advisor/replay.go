@@ -12,22 +12,63 @@ import (
 	"github.com/inferbox/inferbox/internal/pool"
 )
 
-// Tick is the replay's step: the autoscaler's default tick.
+// Tick is the replay's default step: the autoscaler's default tick.
 const Tick = 5 * time.Second
 
 // MaxGap is the longest silence in a trace that is not reported.
 const MaxGap = time.Hour
 
-// Series is traffic as arrivals per Tick from Start.
+// Series is traffic as arrivals per Step from Start.
 type Series struct {
 	Start    time.Time
 	Arrivals []float64
+	// Step is the length of one arrival bucket; zero means Tick.
+	Step time.Duration
 	// Gaps are the silences in a trace longer than MaxGap.
 	Gaps []string
 }
 
 // Duration is the span the series covers.
-func (s Series) Duration() time.Duration { return time.Duration(len(s.Arrivals)) * Tick }
+func (s Series) Duration() time.Duration { return time.Duration(len(s.Arrivals)) * s.step() }
+
+func (s Series) step() time.Duration {
+	if s.Step <= 0 {
+		return Tick
+	}
+	return s.Step
+}
+
+// TraceSeries buckets arrival times into steps of step over [from, to);
+// times outside are dropped.
+func TraceSeries(times []time.Time, from, to time.Time, step time.Duration) Series {
+	s := Series{Start: from, Step: step, Arrivals: make([]float64, int(math.Ceil(float64(to.Sub(from))/float64(step))))}
+	for _, at := range times {
+		if i := int(at.Sub(from) / step); at.Compare(from) >= 0 && i < len(s.Arrivals) {
+			s.Arrivals[i]++
+		}
+	}
+	return s
+}
+
+// Rebin returns the series in buckets of step, spreading each bucket's
+// arrivals evenly over the time it covers.
+func (s Series) Rebin(step time.Duration) Series {
+	from := s.step()
+	if step == from {
+		return s
+	}
+	out := Series{Start: s.Start, Step: step, Gaps: s.Gaps,
+		Arrivals: make([]float64, int(math.Ceil(float64(s.Duration())/float64(step))))}
+	for i, a := range s.Arrivals {
+		lo := time.Duration(i) * from
+		hi := lo + from
+		for j := int(lo / step); j < len(out.Arrivals) && time.Duration(j)*step < hi; j++ {
+			blo, bhi := max(lo, time.Duration(j)*step), min(hi, time.Duration(j+1)*step)
+			out.Arrivals[j] += a * float64(bhi-blo) / float64(from)
+		}
+	}
+	return out
+}
 
 // Total is the number of requests in the series.
 func (s Series) Total() float64 {
@@ -40,7 +81,7 @@ func (s Series) Total() float64 {
 
 // IdleShare is the fraction of 5-minute windows with no arrivals.
 func (s Series) IdleShare() float64 {
-	per := int(5 * time.Minute / Tick)
+	per := max(1, int(5*time.Minute/s.step()))
 	windows, idle := 0, 0
 	for i := 0; i < len(s.Arrivals); i += per {
 		windows++
@@ -60,7 +101,7 @@ func (s Series) IdleShare() float64 {
 
 // Peak is the highest rate over a minute, in requests per second.
 func (s Series) Peak() float64 {
-	per := int(time.Minute / Tick)
+	per := max(1, int(time.Minute/s.step()))
 	best := 0.0
 	for i := 0; i < len(s.Arrivals); i += per {
 		sum := 0.0
@@ -136,6 +177,9 @@ type RealtimeConfig struct {
 	Min, Max    int
 	// Target is the InvocationsPerInstance target (per minute).
 	Target float64
+	// Timing is the autoscaler's timing (zero fields take AWS's defaults);
+	// the replay steps in its Tick, re-binning the series if its Step
+	// differs, so a replay mirrors a server run with shortened timings.
 	Timing autoscale.Timing
 }
 
@@ -144,6 +188,8 @@ type RealtimeConfig struct {
 // SageMakerVariantInvocationsPerInstance.
 func ReplayRealtime(s Series, c RealtimeConfig) Replay {
 	timing := c.Timing.WithDefaults()
+	tick := timing.Tick
+	s = s.Rebin(tick)
 	target := catalog.ScalableTarget{MinCapacity: c.Min, MaxCapacity: c.Max}
 	policies := []catalog.ScalingPolicy{{
 		PolicyName: "advisor-invocations",
@@ -155,8 +201,8 @@ func ReplayRealtime(s Series, c RealtimeConfig) Replay {
 			},
 		},
 	}}
-	window := timing.HistoryWindow() + Tick
-	perTick := float64(c.Concurrency) * Tick.Seconds() / c.Processing.Seconds()
+	window := timing.HistoryWindow() + tick
+	perTick := float64(c.Concurrency) * tick.Seconds() / c.Processing.Seconds()
 	var (
 		r       Replay
 		hist    []pool.Stats
@@ -170,14 +216,14 @@ func ReplayRealtime(s Series, c RealtimeConfig) Replay {
 	r.MaxInstances = inst
 	hist = append(hist, pool.Stats{At: s.Start, Instances: inst})
 	for i, a := range s.Arrivals {
-		now := s.Start.Add(time.Duration(i+1) * Tick)
+		now := s.Start.Add(time.Duration(i+1) * tick)
 		arrived += a
 		work := backlog + a
 		done := math.Min(work, float64(inst)*perTick)
 		backlog = work - done
 		cum += done
-		waitSec += backlog * Tick.Seconds()
-		r.InstanceSeconds += float64(inst) * Tick.Seconds()
+		waitSec += backlog * tick.Seconds()
+		r.InstanceSeconds += float64(inst) * tick.Seconds()
 		hist = append(hist, pool.Stats{At: now, Instances: inst, Invocations: uint64(cum), Queued: int(backlog)})
 		for len(hist) > 2 && now.Sub(hist[1].At) > window {
 			hist = hist[1:]
@@ -218,7 +264,8 @@ type elasticInstance struct {
 // (in flight plus waiting), started on demand with a cold start, and
 // pool.IdleVictims stopping instances idle for IdleTimeout, down to Keep.
 func ReplayElastic(s Series, c ElasticConfig) Replay {
-	perTick := float64(c.Concurrency) * Tick.Seconds() / c.Processing.Seconds()
+	tick := s.step()
+	perTick := float64(c.Concurrency) * tick.Seconds() / c.Processing.Seconds()
 	var (
 		r       Replay
 		insts   []*elasticInstance
@@ -236,11 +283,11 @@ func ReplayElastic(s Series, c ElasticConfig) Replay {
 		start(s.Start)
 	}
 	for i, a := range s.Arrivals {
-		now := s.Start.Add(time.Duration(i+1) * Tick)
+		now := s.Start.Add(time.Duration(i+1) * tick)
 		arrived += a
 		work := backlog + a
 		// Demand is what is in flight (Little's law) plus what waits.
-		inflight := math.Min(work, a*c.Processing.Seconds()/Tick.Seconds()+backlog)
+		inflight := math.Min(work, a*c.Processing.Seconds()/tick.Seconds()+backlog)
 		need := pool.Needed(int(math.Ceil(inflight-1e-9)), c.Concurrency, c.Max)
 		if work > 0 && need == 0 {
 			need = 1
@@ -253,10 +300,10 @@ func ReplayElastic(s Series, c ElasticConfig) Replay {
 		r.MaxInstances = max(r.MaxInstances, len(insts))
 		done := math.Min(work, float64(len(insts))*perTick)
 		backlog = work - done
-		waitSec += backlog * Tick.Seconds()
+		waitSec += backlog * tick.Seconds()
 		r.BusySeconds += done * c.Processing.Seconds()
 		r.Served += done
-		r.InstanceSeconds += float64(len(insts)) * Tick.Seconds()
+		r.InstanceSeconds += float64(len(insts)) * tick.Seconds()
 		if len(insts) == 0 {
 			zero++
 		}
@@ -267,7 +314,7 @@ func ReplayElastic(s Series, c ElasticConfig) Replay {
 			in.busy = 0
 			if k < used {
 				in.lastUsed = now
-				if c.Processing > Tick || backlog > 0 {
+				if c.Processing > tick || backlog > 0 {
 					in.busy = 1
 				}
 			}
