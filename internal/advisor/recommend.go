@@ -194,17 +194,6 @@ func Recommend(ctx context.Context, l cost.Ledger, book *pricebook.Book, o Recom
 	return out, nil
 }
 
-// seriesOver is the invocations' arrivals per Tick over [from, to).
-func seriesOver(invs []meter.Invocation, from, to time.Time) Series {
-	s := Series{Start: from, Arrivals: make([]float64, int(math.Ceil(float64(to.Sub(from))/float64(Tick))))}
-	for _, v := range invs {
-		if i := int(v.Time.Sub(from) / Tick); i >= 0 && i < len(s.Arrivals) {
-			s.Arrivals[i]++
-		}
-	}
-	return s
-}
-
 func reviewEndpoint(resource, mode string, invs []meter.Invocation, rep *cost.Report, book *pricebook.Book, o RecommendOptions) EndpointReview {
 	rv := EndpointReview{Resource: resource, Mode: mode, Invocations: len(invs)}
 	var latency time.Duration
@@ -243,7 +232,11 @@ func reviewEndpoint(resource, mode string, invs []meter.Invocation, rep *cost.Re
 		latencyNeed = LatencyMinutes
 	}
 	w := Workload{Latency: latencyNeed, PayloadMB: rv.MeanPayloadKB / 1024, MemoryMB: memory, Concurrency: 1}
-	s := seriesOver(invs, o.From, o.To)
+	times := make([]time.Time, len(invs))
+	for i, v := range invs {
+		times[i] = v.Time
+	}
+	s := TraceSeries(times, o.From, o.To, Tick)
 	for _, m := range []string{ModeRealtime, ModeServerless, ModeAsync} {
 		if m == advisorMode(mode) {
 			continue
