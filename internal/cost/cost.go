@@ -73,6 +73,11 @@ const (
 	ModeRealtime              = "realtime"
 	ModeServerless            = "serverless"
 	ModeServerlessProvisioned = "serverless-provisioned"
+	// ModeTokens and ModeTokensBatch are foundation-model traffic, priced
+	// per 1K input and output tokens (the batch mode at the book's
+	// discount); the shared pool's instance time is shown, not billed.
+	ModeTokens      = "bedrock-on-demand"
+	ModeTokensBatch = "bedrock-batch"
 )
 
 // Nanos is an amount of money in nano-dollars (1e-9 USD).
@@ -332,8 +337,8 @@ func (p *pricer) items(from, to time.Time, insts []meter.InstanceRecord, invs []
 			us := segEnd.Sub(s).Microseconds()
 			base := item{mode: rec.Mode, resource: rec.Resource, day: day(s), micros: us}
 			switch rec.Mode {
-			case ModeServerless:
-				out = append(out, base) // billed per invocation
+			case ModeServerless, ModeTokens, ModeTokensBatch:
+				out = append(out, base) // billed per invocation (compute or tokens)
 			case ModeServerlessProvisioned:
 				mb, err := memoryOf(rec.InstanceType)
 				if err != nil {
@@ -370,6 +375,25 @@ func (p *pricer) items(from, to time.Time, insts []meter.InstanceRecord, invs []
 	}
 	for _, v := range invs {
 		d := day(v.Time)
+		if v.Mode == ModeTokens || v.Mode == ModeTokensBatch {
+			it := item{mode: v.Mode, resource: v.Resource, caller: v.Caller, day: d, invocations: 1}
+			m, err := p.book.Tokens(v.Resource)
+			ok, err := p.price(err)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				it.kind, it.unpriced = KindUnpriced, "foundation model "+v.Resource
+			} else {
+				usd := float64(v.InputTokens)/1000*m.InputPer1KUSD + float64(v.OutputTokens)/1000*m.OutputPer1KUSD
+				if v.Mode == ModeTokensBatch {
+					usd *= 1 - p.book.BatchDiscount()
+				}
+				it.nanos = Nanos(math.Round(usd * 1e9))
+			}
+			out = append(out, it)
+			continue
+		}
 		if v.Mode == ModeServerless {
 			it := item{mode: v.Mode, resource: v.Resource, caller: v.Caller, day: d, invocations: 1}
 			rate, err := p.book.ServerlessPerGBSecond(v.MemoryMB)

@@ -216,3 +216,44 @@ func TestNanosString(t *testing.T) {
 		}
 	}
 }
+
+// Foundation-model traffic is priced per token (batch at the discount); its
+// shared pool's instance time is shown but not billed; a model without
+// token prices is an error naming it, or an UNPRICED line.
+func TestTokenPricing(t *testing.T) {
+	ctx := context.Background()
+	s, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	l, err := meter.NewLedger(ctx, s.DB(), slog.New(slog.DiscardHandler), meter.WithClock(func() time.Time { return at(30, 0) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const llama = "meta.llama3-8b-instruct-v1:0" // $0.0003 in, $0.0006 out per 1K
+	l.InstanceStarted(meter.InstanceUsage{InstanceID: "pool-1", Mode: cost.ModeTokens, Resource: llama, Variant: "shared", InstanceType: "ml.g5.xlarge", Start: at(1, 0)})
+	l.InstanceStopped("pool-1", at(2, 0))
+	for i := range 10 {
+		l.RecordInvocation(meter.Invocation{Time: at(1, i), Mode: cost.ModeTokens, Resource: llama, Caller: "erin", InputTokens: 1000, OutputTokens: 500, Status: 200})
+	}
+	l.RecordInvocation(meter.Invocation{Time: at(3, 0), Mode: cost.ModeTokensBatch, Resource: llama, Caller: "erin", InputTokens: 10000, OutputTokens: 10000, Status: 200})
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cost.Compute(ctx, l, book(t), cost.Options{From: at(0, 0), To: at(24, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// on demand: 10 × (1 × 0.0003 + 0.5 × 0.0006) = $0.006; batch: (10 × 0.0003 + 10 × 0.0006) × 0.5 = $0.0045.
+	if r.Nanodollars != 6_000_000+4_500_000 || !r.Check.Reconciled {
+		t.Fatalf("total %d nano-dollars (check %+v), want 10,500,000", r.Nanodollars, r.Check)
+	}
+	l.RecordInvocation(meter.Invocation{Time: at(4, 0), Mode: cost.ModeTokens, Resource: "acme.unpriced-model", InputTokens: 5, Status: 200})
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cost.Compute(ctx, l, book(t), cost.Options{From: at(0, 0), To: at(24, 0)}); !errors.Is(err, pricebook.ErrMissingPrice) || !strings.Contains(err.Error(), "acme.unpriced-model") {
+		t.Fatalf("err = %v, want a missing price naming the model", err)
+	}
+}
