@@ -61,9 +61,9 @@ type Server struct {
 	genai   *genai.Service
 	// genaiBatch runs Bedrock model invocation jobs and OpenAI batches.
 	genaiBatch *genai.Batches
-	scaling *autoscale.Registry
-	loop    *autoscale.Loop
-	http    *http.Server
+	scaling    *autoscale.Registry
+	loop       *autoscale.Loop
+	http       *http.Server
 
 	ctx    context.Context // background loops; cancelled by Shutdown
 	cancel context.CancelFunc
