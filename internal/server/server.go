@@ -172,15 +172,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
+	if err := store.InitModelJobs(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
 	as := newAsync(cfg, h, q, st, log)
 	m.Registry().MustRegister(as.Collector())
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	batch := transform.New(transform.Config{Region: cfg.Region, AccountID: cfg.AccountID},
 		transform.Deps{Store: store, Objects: st.objects, Hosting: h, Logger: log})
-	if err := store.InitModelJobs(ctx); err != nil {
-		store.Close()
-		return nil, err
-	}
 	genaiBatch := genai.NewBatches(store, st.objects, map[string]genai.BatchFormat{
 		bedrock.BatchKind: &bedrock.BatchFormat{Svc: gen, Objects: st.objects},
 	}, 0, log)
