@@ -230,6 +230,7 @@ type Request struct {
 	Caller   string        // access key id, for the ledger
 	API      string        // "bedrock" or "openai": the ledger row's variant
 	Priority pool.Priority // zero: interactive (pool.Normal)
+	Mode     string        // ledger mode; empty: ModeOnDemand
 }
 
 // Result is a finished generation.
@@ -294,8 +295,12 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	// Metered: what was generated. A request the engine refused before
 	// generating (a prompt longer than the context) costs nothing.
 	if s.deps.Ledger != nil && (c.err == nil || r.OutputTokens > 0) {
+		mode := req.Mode
+		if mode == "" {
+			mode = ModeOnDemand
+		}
 		s.deps.Ledger.RecordInvocation(meter.Invocation{
-			Time: t0, Mode: ModeOnDemand, Resource: req.ModelID, Variant: req.API,
+			Time: t0, Mode: mode, Resource: req.ModelID, Variant: req.API,
 			InstanceType: s.it.Name, Caller: req.Caller, ModelLatency: res.ModelLatency(),
 			TotalLatency: r.Latency, Status: status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
 		})

@@ -59,9 +59,11 @@ type Server struct {
 	queue   *queue.JetStream
 	async   *async.Service
 	genai   *genai.Service
-	scaling *autoscale.Registry
-	loop    *autoscale.Loop
-	http    *http.Server
+	// genaiBatch runs Bedrock model invocation jobs and OpenAI batches.
+	genaiBatch *genai.Batches
+	scaling    *autoscale.Registry
+	loop       *autoscale.Loop
+	http       *http.Server
 
 	ctx    context.Context // background loops; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -170,12 +172,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
+	if err := store.InitModelJobs(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
 	as := newAsync(cfg, h, q, st, log)
 	m.Registry().MustRegister(as.Collector())
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	batch := transform.New(transform.Config{Region: cfg.Region, AccountID: cfg.AccountID},
 		transform.Deps{Store: store, Objects: st.objects, Hosting: h, Logger: log})
-	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, queue: q, async: as, genai: gen, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
+	genaiBatch := genai.NewBatches(store, st.objects, map[string]genai.BatchFormat{
+		bedrock.BatchKind: &bedrock.BatchFormat{Svc: gen, Objects: st.objects},
+	}, 0, log)
+	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, queue: q, async: as, genai: gen, genaiBatch: genaiBatch, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -196,7 +205,9 @@ func (s *Server) routes() http.Handler {
 	s3 := s.s3Handler(verifier)
 	aws := http.NewServeMux()
 	rt.Register(aws)
-	bedrock.New(s.genai, s.cfg.Region, s.log).Register(aws)
+	br := bedrock.New(s.genai, s.cfg.Region, s.log)
+	br.Register(aws)
+	bedrock.NewBatch(br, s.genaiBatch, s.cfg.Region, s.cfg.AccountID).Register(aws)
 	aws.Handle("/", s3Fallback(s3))
 	aws.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
@@ -247,6 +258,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := s.batch.Start(ctx); err != nil {
 		return fmt.Errorf("resume transform jobs: %w", err)
+	}
+	if err := s.genaiBatch.Start(ctx); err != nil {
+		return fmt.Errorf("resume model invocation jobs: %w", err)
 	}
 	if err := s.startAsync(ctx); err != nil {
 		return fmt.Errorf("start async workers: %w", err)
@@ -308,6 +322,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		if err := s.async.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop async workers: %w", err))
+		}
+		if err := s.genaiBatch.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop model invocation jobs: %w", err))
 		}
 		if err := s.genai.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop foundation models: %w", err))
