@@ -1,21 +1,17 @@
 package gguf
 
-import (
-	"encoding/binary"
+import "encoding/binary"
 
-	"gonum.org/v1/gonum/blas/gonum"
-)
-
-// DotF32 returns the dot product of a and b[:len(a)]. It is gonum's
-// Sdot (SIMD assembly on amd64, pure Go elsewhere), which measured 4× the
-// pure-Go loop it replaced (dotF32Go) on this project's mat-vecs; see
-// docs/llm-engine.md.
+// DotF32 returns the dot product of a and b[:len(a)]. On amd64 with AVX2
+// and FMA it is this package's assembly kernel (four 8-lane FMA
+// accumulators); elsewhere gonum's Sdot (SSE assembly on amd64 without
+// AVX2, pure Go on other architectures or with -tags purego). See
+// docs/llm-engine.md for the measurements.
 func DotF32(a, b []float32) float32 {
-	n := len(a)
-	if n == 0 {
+	if len(a) == 0 {
 		return 0
 	}
-	return gonum.Implementation{}.Sdot(n, a, 1, b[:n], 1)
+	return dotF32(a, b)
 }
 
 // dotF32Go is the pure-Go kernel DotF32 was measured against: eight

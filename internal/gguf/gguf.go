@@ -6,7 +6,8 @@
 // layouts, dequantisation and dot-product kernels.
 //
 // gguf knows nothing about model architectures or tokenizers. It imports
-// only the standard library and must not import any inferbox package.
+// only the standard library, gonum (the portable F32 dot product) and
+// golang.org/x/sys/cpu, and must not import any inferbox package.
 package gguf
 
 import (

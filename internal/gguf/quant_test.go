@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 func randVec(r *rand.Rand, n int) []float32 {
@@ -134,7 +136,7 @@ func TestHalfConversions(t *testing.T) {
 }
 
 func TestDotF32MatchesGo(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 8, 31, 288, 1000} {
+	for _, n := range []int{0, 1, 7, 8, 31, 32, 33, 45, 64, 288, 1000} {
 		a, b := make([]float32, n), make([]float32, n+3)
 		for i := range a {
 			a[i] = float32(i%13) - 6.5
@@ -162,7 +164,9 @@ func BenchmarkDotF32(b *testing.B) {
 	for _, k := range []struct {
 		name string
 		f    func(a, b []float32) float32
-	}{{"gonum", DotF32}, {"go", dotF32Go}} {
+	}{{"DotF32", DotF32}, {"gonum", func(a, b []float32) float32 {
+		return gonum.Implementation{}.Sdot(len(a), a, 1, b, 1)
+	}}, {"go", dotF32Go}} {
 		b.Run(k.name+"/768x288", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				for r := 0; r < 768; r++ {

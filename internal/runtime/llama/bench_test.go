@@ -34,6 +34,7 @@ func benchGenerate(b *testing.B, m *Model, prompt []int, n, conc int) {
 	req := &GenerateRequest{Tokens: prompt, Params: Params{MaxTokens: n}}
 	var mu sync.Mutex
 	tokens := 0
+	cpu0 := cpuSeconds()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var wg sync.WaitGroup
@@ -53,6 +54,7 @@ func benchGenerate(b *testing.B, m *Model, prompt []int, n, conc int) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tok/s")
+	b.ReportMetric(float64(tokens)/(cpuSeconds()-cpu0), "tok/cpu-s")
 }
 
 // stories15M is a random-weight model with the shape of llama2.c's

@@ -3,6 +3,8 @@ package llama
 import (
 	"math"
 	"sync"
+
+	"github.com/inferbox/inferbox/internal/gguf"
 )
 
 // seqState is one sequence's KV cache, position and last logits. Weights
@@ -35,8 +37,9 @@ type item struct {
 type scratch struct {
 	x, xb, xb2, q, k, v, hb, hb2 []float32
 	cos, sin                     []float64
-	att                          [][]float32 // one attention buffer per worker
-	work                         [][]float32 // one quantized-product buffer per worker
+	att                          [][]float32  // one attention buffer per worker
+	work                         [][]float32  // one quantized-product buffer per worker
+	q8                           []gguf.Q8Vec // the inputs of a Q8_0 product, quantized
 }
 
 // rows returns the n per-item slices of width w in buf.
@@ -165,9 +168,9 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 		for i := range items {
 			rmsnorm(xb[i], x[i], l.attnNorm, h.eps)
 		}
-		l.wq.mulMat(q, xb, th, sc.work)
-		l.wk.mulMat(k, xb, th, sc.work)
-		l.wv.mulMat(v, xb, th, sc.work)
+		l.wq.mulMat(q, xb, th, sc)
+		l.wk.mulMat(k, xb, th, sc)
+		l.wv.mulMat(v, xb, th, sc)
 		for i, it := range items {
 			if l.bq != nil {
 				addTo(q[i], l.bq)
@@ -188,20 +191,20 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 				m.attention(items[i], li, q[i], xb[i], sc.att[worker])
 			}
 		})
-		l.wo.mulMat(xb2, xb, th, sc.work)
+		l.wo.mulMat(xb2, xb, th, sc)
 		for i := range items {
 			addTo(x[i], xb2[i])
 			rmsnorm(xb[i], x[i], l.ffnNorm, h.eps)
 		}
-		l.gate.mulMat(hb, xb, th, sc.work)
-		l.up.mulMat(hb2, xb, th, sc.work)
+		l.gate.mulMat(hb, xb, th, sc)
+		l.up.mulMat(hb2, xb, th, sc)
 		for i := range items {
 			g, u := hb[i], hb2[i]
 			for j, gv := range g {
 				g[j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[j]
 			}
 		}
-		l.down.mulMat(xb, hb, th, sc.work)
+		l.down.mulMat(xb, hb, th, sc)
 		for i := range items {
 			addTo(x[i], xb[i])
 		}
@@ -216,7 +219,7 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 		}
 	}
 	if len(outs) > 0 {
-		w.output.mulMat(outs, ins, th, sc.work)
+		w.output.mulMat(outs, ins, th, sc)
 	}
 }
 

@@ -15,13 +15,33 @@ const parallelMin = 1 << 15
 // weights. Rows are split across up to threads goroutines for large
 // products. Each output element is computed exactly as a single mat-vec
 // computes it, so batching does not change results.
-// work holds one buffer of at least workSize(len(in)) per thread.
-func (m *matrix) mulMat(out, in [][]float32, threads int, work [][]float32) {
+// sc.work holds one buffer of at least workSize(len(in)) per thread.
+//
+// Q8_0 products quantize each input once, as llama.cpp does, into blocks
+// of 32 int8 values with a scale (gguf.QuantizeQ8), and multiply int8 by
+// int8 (gguf.DotQ8): about 7× the float kernel, for a relative logit
+// error of about 0.5 % more (TestQuantizedForwardMatchesF32).
+func (m *matrix) mulMat(out, in [][]float32, threads int, sc *scratch) {
+	work := sc.work
+	var q8 []gguf.Q8Vec
+	if m.t != nil && m.t.Type == gguf.Q8_0 {
+		for len(sc.q8) < len(in) {
+			sc.q8 = append(sc.q8, gguf.Q8Vec{})
+		}
+		q8 = sc.q8[:len(in)]
+		for i, x := range in {
+			gguf.QuantizeQ8(x[:m.cols], &q8[i])
+		}
+	}
 	split := m.rows*m.cols*len(in) >= parallelMin && m.rows >= 2*threads
 	// Row ranges are multiples of 16 rows so workers do not share cache
 	// lines of the outputs.
 	blocks := (m.rows + 15) / 16
 	parallel(blocks, threads, split, func(w, lo, hi int) {
+		if q8 != nil {
+			m.rowsQ8(out, q8, lo*16, min(hi*16, m.rows))
+			return
+		}
 		m.rowsRange(out, in, lo*16, min(hi*16, m.rows), work[w])
 	})
 }
@@ -49,6 +69,20 @@ func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 			gguf.DotMany(m.t.Type, m.t.Data[r*m.rowB:(r+1)*m.rowB], in, sums, buf)
 			for i, v := range sums {
 				out[i][r] = v
+			}
+		}
+	}
+}
+
+// rowsQ8 computes rows [lo, hi) of every product of a Q8_0 matrix with
+// quantized inputs, rowBlock rows at a time as rowsRange.
+func (m *matrix) rowsQ8(out [][]float32, in []gguf.Q8Vec, lo, hi int) {
+	for rb := lo; rb < hi; rb += rowBlock {
+		re := min(rb+rowBlock, hi)
+		for i := range in {
+			o := out[i]
+			for r := rb; r < re; r++ {
+				o[r] = gguf.DotQ8(m.t.Data[r*m.rowB:(r+1)*m.rowB], &in[i])
 			}
 		}
 	}

@@ -1,0 +1,77 @@
+package gguf
+
+import "math"
+
+// Q8Vec is a float32 vector quantized as llama.cpp quantizes activations
+// for its q8_0 dot products: blocks of 32 int8 values in [-127, 127] with
+// one float32 scale each (llama.cpp stores the scale as f16; float32 is
+// kept here, which is more exact). A Q8_0 row times a Q8Vec is then an
+// int32 sum of int8×int8 products per block, times the two scales.
+type Q8Vec struct {
+	Q []int8
+	D []float32
+}
+
+// QuantizeQ8 quantizes x (a multiple of 32 elements) into v, reusing v's
+// storage: per block d = max|x|/127 and q = round(x/d).
+func QuantizeQ8(x []float32, v *Q8Vec) {
+	nb := len(x) / 32
+	if cap(v.Q) < nb*32 {
+		v.Q = make([]int8, nb*32)
+	}
+	if cap(v.D) < nb {
+		v.D = make([]float32, nb)
+	}
+	v.Q, v.D = v.Q[:nb*32], v.D[:nb]
+	for b := 0; b < nb; b++ {
+		xx := (*[32]float32)(x[b*32 : b*32+32])
+		q := (*[32]int8)(v.Q[b*32 : b*32+32])
+		var amax float32
+		for _, f := range xx {
+			amax = max(amax, absF32(f))
+		}
+		d := amax / 127
+		v.D[b] = d
+		if d == 0 {
+			clear(q[:])
+			continue
+		}
+		id := 1 / d
+		for j, f := range xx {
+			// |f*id| ≤ 127 up to rounding; the clamp keeps -128 out, which
+			// the AVX2 kernel's sign trick cannot negate.
+			r := math.RoundToEven(float64(f * id))
+			q[j] = int8(max(-127, min(127, r)))
+		}
+	}
+}
+
+func absF32(f float32) float32 { return math.Float32frombits(math.Float32bits(f) &^ (1 << 31)) }
+
+// DotQ8 returns the dot product of one Q8_0 row (whole blocks) with x,
+// quantized by QuantizeQ8 from a vector of the row's length: per block the
+// int32 sum of int8×int8 products times both scales. On amd64 with AVX2 it
+// is assembly giving the same bits as the pure-Go kernel.
+func DotQ8(row []byte, x *Q8Vec) float32 {
+	return q8Dot(row, x.Q, x.D, len(row)/34)
+}
+
+// q8DotGo is the portable kernel and the reference the assembly one is
+// tested against, bit for bit.
+func q8DotGo(row []byte, x []int8, xd []float32, nb int) float32 {
+	var s float32
+	for b := 0; b < nb; b++ {
+		blk := (*[34]byte)(row[b*34 : b*34+34])
+		xx := (*[32]int8)(x[b*32 : b*32+32])
+		var s0, s1, s2, s3 int32
+		for j := 0; j < 32; j += 4 {
+			s0 += int32(int8(blk[2+j])) * int32(xx[j])
+			s1 += int32(int8(blk[3+j])) * int32(xx[j+1])
+			s2 += int32(int8(blk[4+j])) * int32(xx[j+2])
+			s3 += int32(int8(blk[5+j])) * int32(xx[j+3])
+		}
+		dw := F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+		s += float32((s0+s1)+(s2+s3)) * (dw * xd[b])
+	}
+	return s
+}
