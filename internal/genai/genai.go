@@ -64,8 +64,8 @@ type Deps struct {
 	// Provisioned keeps provisioned throughputs; nil keeps them in memory.
 	Provisioned ProvisionedStore
 	// Now is the quotas' clock; nil is time.Now.
-	Now func() time.Time
-	Logger   *slog.Logger
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Service serves the registered foundation models.
