@@ -3,20 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
-	"os"
+	"github.com/inferbox/inferbox/internal/testmodel"
 	"strings"
 	"testing"
 )
 
 func storiesModel(t *testing.T) string {
 	t.Helper()
-	for _, c := range []string{"../../../shared/models/stories260K.gguf", "/work/shared/models/stories260K.gguf"} {
-		if _, err := os.Stat(c); err == nil {
-			return c
-		}
-	}
-	t.Skip("stories260K.gguf not found")
-	return ""
+	return testmodel.Stories260K(t)
 }
 
 func runGenerate(t *testing.T, args ...string) (string, string, error) {

@@ -85,6 +85,25 @@ type GenAI struct {
 	MaxInstances int `yaml:"max_instances"`
 	// IdleTimeout stops an instance unused this long (scale to zero).
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// Quotas limit on-demand traffic per model and caller.
+	Quotas GenAIQuotas `yaml:"quotas"`
+	// ProvisionedQueue bounds the requests waiting per model unit of a
+	// provisioned throughput before it throttles.
+	ProvisionedQueue int `yaml:"provisioned_queue"`
+}
+
+// GenAIQuota is one on-demand quota: requests and tokens (input plus
+// output, maxTokens reserved up front) per minute, per model and caller.
+// Zero is unlimited.
+type GenAIQuota struct {
+	RequestsPerMinute int `yaml:"requests_per_minute"`
+	TokensPerMinute   int `yaml:"tokens_per_minute"`
+}
+
+// GenAIQuotas are the default quota and per-model overrides.
+type GenAIQuotas struct {
+	GenAIQuota `yaml:",inline"`
+	Models     map[string]GenAIQuota `yaml:"models"`
 }
 
 // Queue configures the durable work queue (NATS JetStream).
@@ -232,7 +251,8 @@ func Default() Config {
 			ServerlessStartTimeout:    Duration(3 * time.Minute),
 			ServerlessMaxPayloadBytes: 4 << 20,
 		},
-		GenAI: GenAI{InstanceType: "ml.m5.large", Concurrency: 4, MaxInstances: 2, IdleTimeout: Duration(5 * time.Minute)},
+		GenAI: GenAI{InstanceType: "ml.m5.large", Concurrency: 4, MaxInstances: 2, IdleTimeout: Duration(5 * time.Minute),
+			Quotas: GenAIQuotas{GenAIQuota: GenAIQuota{RequestsPerMinute: 600, TokensPerMinute: 200_000}}, ProvisionedQueue: 32},
 		Queue: Queue{AckWait: Duration(60 * time.Second), MaxDeliver: 3},
 		Async: Async{
 			IdleTimeout:    Duration(5 * time.Minute),
@@ -318,6 +338,17 @@ func (c *Config) Validate() error {
 	}
 	if c.GenAI.MaxInstances < 1 {
 		bad("genai.max_instances", c.GenAI.MaxInstances, "must be at least 1")
+	}
+	if q := c.GenAI.Quotas; q.RequestsPerMinute < 0 || q.TokensPerMinute < 0 {
+		bad("genai.quotas", fmt.Sprintf("%d requests, %d tokens", q.RequestsPerMinute, q.TokensPerMinute), "must not be negative (0 is unlimited)")
+	}
+	for id, q := range c.GenAI.Quotas.Models {
+		if q.RequestsPerMinute < 0 || q.TokensPerMinute < 0 {
+			bad("genai.quotas.models."+id, fmt.Sprintf("%d requests, %d tokens", q.RequestsPerMinute, q.TokensPerMinute), "must not be negative (0 is unlimited)")
+		}
+	}
+	if c.GenAI.ProvisionedQueue < 0 {
+		bad("genai.provisioned_queue", c.GenAI.ProvisionedQueue, "must not be negative")
 	}
 	switch c.Log {
 	case "auto", "text", "json":

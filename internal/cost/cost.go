@@ -78,6 +78,11 @@ const (
 	// discount); the shared pool's instance time is shown, not billed.
 	ModeTokens      = "bedrock-on-demand"
 	ModeTokensBatch = "bedrock-batch"
+	// ModeProvisionedThroughput is Bedrock provisioned throughput: each
+	// instance record is one model unit (genai.InstancesPerUnit is 1), its
+	// variant the commitment term; priced per model-unit-hour by term. Its
+	// invocations are counted, not priced.
+	ModeProvisionedThroughput = "bedrock-provisioned"
 )
 
 // Nanos is an amount of money in nano-dollars (1e-9 USD).
@@ -339,6 +344,18 @@ func (p *pricer) items(from, to time.Time, insts []meter.InstanceRecord, invs []
 			switch rec.Mode {
 			case ModeServerless, ModeTokens, ModeTokensBatch:
 				out = append(out, base) // billed per invocation (compute or tokens)
+			case ModeProvisionedThroughput:
+				hourly, err := p.book.ModelUnitHourly(rec.Resource, rec.Variant)
+				ok, err := p.price(err)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					base.kind, base.unpriced = KindUnpriced, "provisioned throughput of "+rec.Resource+" ("+rec.Variant+")"
+				} else {
+					base.nanos = Nanos(math.Round(float64(us) * hourly / 3.6))
+				}
+				out = append(out, base)
 			case ModeServerlessProvisioned:
 				mb, err := memoryOf(rec.InstanceType)
 				if err != nil {
@@ -392,6 +409,10 @@ func (p *pricer) items(from, to time.Time, insts []meter.InstanceRecord, invs []
 				it.nanos = Nanos(math.Round(usd * 1e9))
 			}
 			out = append(out, it)
+			continue
+		}
+		if v.Mode == ModeProvisionedThroughput {
+			out = append(out, item{mode: v.Mode, resource: v.Resource, caller: v.Caller, day: d, invocations: 1})
 			continue
 		}
 		if v.Mode == ModeServerless {

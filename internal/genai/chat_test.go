@@ -1,7 +1,7 @@
 package genai
 
 import (
-	"path/filepath"
+	"github.com/inferbox/inferbox/internal/testmodel"
 	"strings"
 	"testing"
 
@@ -100,13 +100,10 @@ func TestChatFormatChoice(t *testing.T) {
 }
 
 func TestReadMeta(t *testing.T) {
-	path, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := testmodel.Stories260K(t)
 	m, err := readMeta(gguf.NewRegistry(), path)
 	if err != nil {
-		t.Skipf("test model: %v", err)
+		t.Fatalf("test model: %v", err)
 	}
 	if m.arch != "llama" || m.context != 2048 || m.template != "" || m.bos != "<s>" || m.eos != "</s>" {
 		t.Errorf("meta %+v", m)

@@ -47,6 +47,11 @@ type Config struct {
 	QueueTimeout time.Duration
 	// CPUs is the machine's CPU count, capping threads per instance.
 	CPUs int
+	// Quotas limit on-demand traffic per model and caller (zero: none).
+	Quotas Quotas
+	// ProvisionedQueue bounds waiting requests per model unit of a
+	// provisioned throughput; default 32.
+	ProvisionedQueue int
 }
 
 // Deps are the collaborators the composition root hands in.
@@ -56,7 +61,11 @@ type Deps struct {
 	Types    *instancetype.Catalog
 	Node     *instancetype.Node // capacity reservations; nil skips them
 	Ledger   *meter.Ledger      // nil: nothing is metered
-	Logger   *slog.Logger
+	// Provisioned keeps provisioned throughputs; nil keeps them in memory.
+	Provisioned ProvisionedStore
+	// Now is the quotas' clock; nil is time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Service serves the registered foundation models.
@@ -67,6 +76,8 @@ type Service struct {
 	it     instancetype.Type
 	models map[string]*model
 	order  []string
+	quota  *limiter
+	pt     *provisioner
 
 	closeOnce sync.Once
 }
@@ -96,10 +107,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.CPUs <= 0 {
 		cfg.CPUs = 1
 	}
+	if cfg.ProvisionedQueue <= 0 {
+		cfg.ProvisionedQueue = 32
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, deps: deps, log: deps.Logger.With("component", "genai"), models: map[string]*model{}}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Logger.With("component", "genai"), models: map[string]*model{},
+		quota: newLimiter(cfg.Quotas, deps.Now), pt: newProvisioner()}
 	if len(cfg.Models) > 0 {
 		it, err := deps.Types.Lookup(cfg.InstanceType)
 		if err != nil {
@@ -156,8 +171,15 @@ func (s *Service) register(spec ModelSpec) (*model, error) {
 	return m, nil
 }
 
-// starter loads one instance of m: a node reservation, then the file.
+// starter loads one instance of m for its on-demand pool.
 func (s *Service) starter(m *model) pool.StartFunc {
+	return s.startWith(m, meter.InstanceUsage{Mode: ModeOnDemand, Resource: m.spec.ID})
+}
+
+// startWith loads one instance of m: a node reservation, then the file;
+// its lifetime is recorded as usage (with the instance's id, type and
+// start filled in).
+func (s *Service) startWith(m *model, usage meter.InstanceUsage) pool.StartFunc {
 	return func(ctx context.Context, id string) (runtime.Model, func(), error) {
 		var res *instancetype.Reservation
 		if s.deps.Node != nil {
@@ -187,8 +209,9 @@ func (s *Service) starter(m *model) pool.StartFunc {
 			return nil, nil, fmt.Errorf("genai: loader returned %T, want *llama.Model", rm)
 		}
 		if s.deps.Ledger != nil {
-			s.deps.Ledger.InstanceStarted(meter.InstanceUsage{InstanceID: id, Mode: ModeOnDemand,
-				Resource: m.spec.ID, InstanceType: s.it.Name, Start: time.Now()})
+			u := usage
+			u.InstanceID, u.InstanceType, u.Start = id, s.it.Name, time.Now()
+			s.deps.Ledger.InstanceStarted(u)
 		}
 		release := func() {
 			if s.deps.Ledger != nil {
@@ -256,31 +279,66 @@ var (
 // Throttled when the pool cannot take the request.
 func (s *Service) Generate(ctx context.Context, req *Request, emit func(text string) error) (Result, error) {
 	t0 := time.Now()
+	if id, ok := strings.CutPrefix(req.ModelID, ProvisionedRef); ok {
+		return s.generateProvisioned(ctx, id, req, emit)
+	}
 	m, ok := s.models[req.ModelID]
 	if !ok {
 		return Result{}, &apierr.Error{Kind: apierr.NotFound, Message: "The provided model identifier is invalid.", Err: ErrUnknownModel}
 	}
+	c, err := s.prepare(m, req, emit)
+	if err != nil {
+		return Result{}, err
+	}
+	// Quota: one request, and the prompt's estimated tokens plus maxTokens
+	// (the context when unset) reserved up front; the unused part is
+	// refunded when the generation ends.
+	reserve := estimateTokens(c.prompt) + req.Params.MaxTokens
+	if req.Params.MaxTokens <= 0 {
+		reserve = max(m.info.ContextLength, estimateTokens(c.prompt))
+	}
+	held, err := s.quota.admit(req.ModelID, req.Caller, reserve)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := m.pool.Invoke(ctx, &runtime.Request{Body: c, Size: -1}, req.Priority)
+	if err != nil {
+		held.settle(0)
+		return Result{}, s.poolError(err)
+	}
+	_ = res.Body.Close()
+	held.settle(c.result.InputTokens + c.result.OutputTokens)
+	return s.finish(t0, c, res, ModeOnDemand, req.ModelID, req)
+}
+
+// prepare validates req against m and renders its prompt into a call.
+func (s *Service) prepare(m *model, req *Request, emit func(string) error) (*call, error) {
 	if req.Params.MaxTokens > m.info.ContextLength && m.info.ContextLength > 0 {
-		return Result{}, apierr.Validationf("max tokens %d exceeds the model's context length of %d tokens", req.Params.MaxTokens, m.info.ContextLength)
+		return nil, apierr.Validationf("max tokens %d exceeds the model's context length of %d tokens", req.Params.MaxTokens, m.info.ContextLength)
 	}
 	if err := req.Params.Validate(); err != nil {
-		return Result{}, apierr.Validationf("%s", err.Error())
+		return nil, apierr.Validationf("%s", err.Error())
 	}
 	c := &call{req: req, emit: emit}
 	if req.Messages != nil {
 		p, err := m.chat.render(req.Messages)
 		if err != nil {
-			return Result{}, apierr.Validationf("%s", err.Error())
+			return nil, apierr.Validationf("%s", err.Error())
 		}
 		c.prompt, c.chat = p, true
 	} else {
 		c.prompt = req.Prompt
 	}
-	res, err := m.pool.Invoke(ctx, &runtime.Request{Body: c, Size: -1}, req.Priority)
-	if err != nil {
-		return Result{}, s.poolError(err)
-	}
-	_ = res.Body.Close()
+	return c, nil
+}
+
+// estimateTokens is a prompt's token count before tokenizing: a quarter
+// of its bytes, rounded up (quota reservations only).
+func estimateTokens(prompt string) int { return (len(prompt) + 3) / 4 }
+
+// finish turns a finished call into its Result and meters it under mode
+// and resource.
+func (s *Service) finish(t0 time.Time, c *call, res *pool.Result, mode, resource string, req *Request) (Result, error) {
 	r := c.result
 	r.Latency = time.Since(t0)
 	var failure error
@@ -295,12 +353,11 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	// Metered: what was generated. A request the engine refused before
 	// generating (a prompt longer than the context) costs nothing.
 	if s.deps.Ledger != nil && (c.err == nil || r.OutputTokens > 0) {
-		mode := req.Mode
-		if mode == "" {
-			mode = ModeOnDemand
+		if req.Mode != "" {
+			mode = req.Mode // batch records run through the on-demand path
 		}
 		s.deps.Ledger.RecordInvocation(meter.Invocation{
-			Time: t0, Mode: mode, Resource: req.ModelID, Variant: req.API,
+			Time: t0, Mode: mode, Resource: resource, Variant: req.API,
 			InstanceType: s.it.Name, Caller: req.Caller, ModelLatency: res.ModelLatency(),
 			TotalLatency: r.Latency, Status: status, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
 		})
@@ -355,6 +412,7 @@ func (s *Service) Run(ctx context.Context) {
 func (s *Service) Close(ctx context.Context) error {
 	var errs []error
 	s.closeOnce.Do(func() {
+		errs = append(errs, s.closeProvisioned(ctx)...)
 		for _, id := range s.order {
 			if err := s.models[id].pool.Close(ctx); err != nil {
 				errs = append(errs, err)

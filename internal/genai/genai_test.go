@@ -3,7 +3,7 @@ package genai
 import (
 	"context"
 	"errors"
-	"path/filepath"
+	"github.com/inferbox/inferbox/internal/testmodel"
 	"strings"
 	"sync"
 	"testing"
@@ -19,13 +19,10 @@ const storiesRef = "Once upon a time, there was a little girl named Lily. She lo
 
 func newStories(t *testing.T, cfg Config) *Service {
 	t.Helper()
-	path, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := testmodel.Stories260K(t)
 	reg := gguf.NewRegistry()
 	if _, err := readMeta(reg, path); err != nil {
-		t.Skipf("test model: %v", err)
+		t.Fatalf("test model: %v", err)
 	}
 	types, err := instancetype.Default()
 	if err != nil {

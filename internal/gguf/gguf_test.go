@@ -3,23 +3,15 @@ package gguf
 import (
 	"bytes"
 	"errors"
+	"github.com/inferbox/inferbox/internal/testmodel"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 )
 
 func storiesFile(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K.gguf")
-	for _, c := range []string{p, "/work/shared/models/stories260K.gguf"} {
-		if _, err := os.Stat(c); err == nil {
-			return c
-		}
-	}
-	t.Skip("stories260K.gguf not found")
-	return ""
+	return testmodel.Stories260K(t)
 }
 
 func TestStories260K(t *testing.T) {

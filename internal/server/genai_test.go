@@ -6,10 +6,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"github.com/inferbox/inferbox/internal/testmodel"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,14 +33,7 @@ const storiesRef = "Once upon a time, there was a little girl named Lily. She lo
 // storiesPath returns the shared test model, skipping when it is absent.
 func storiesPath(t *testing.T) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("test model: %v", err)
-	}
-	return p
+	return testmodel.Stories260K(t)
 }
 
 // startGenAI starts a server with stories260K registered as

@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Observer: m,
 		Logger:   log,
 	})
-	gen, err := newGenAI(cfg, genai.Deps{Loader: llamaLoader, Registry: ggufs, Types: types, Node: node, Ledger: ledger, Logger: log})
+	gen, err := newGenAI(cfg, genai.Deps{Loader: llamaLoader, Registry: ggufs, Types: types, Node: node, Ledger: ledger, Logger: log, Provisioned: store})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -205,7 +205,7 @@ func (s *Server) routes() http.Handler {
 	s3 := s.s3Handler(verifier)
 	aws := http.NewServeMux()
 	rt.Register(aws)
-	br := bedrock.New(s.genai, s.cfg.Region, s.log)
+	br := bedrock.New(s.genai, s.cfg.Region, s.log).WithAccount(s.cfg.AccountID)
 	br.Register(aws)
 	bedrock.NewBatch(br, s.genaiBatch, s.cfg.Region, s.cfg.AccountID).Register(aws)
 	aws.Handle("/", s3Fallback(s3))
@@ -267,6 +267,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := s.scaling.Restore(ctx); err != nil {
 		return fmt.Errorf("restore scaling policies: %w", err)
+	}
+	if err := s.genai.RestoreProvisioned(ctx); err != nil {
+		return fmt.Errorf("restore provisioned throughputs: %w", err)
 	}
 	s.wg.Add(2)
 	go func() {
@@ -352,12 +355,22 @@ func newGenAI(cfg config.Config, deps genai.Deps) (*genai.Service, error) {
 		specs[i] = genai.ModelSpec{ID: fm.ID, Path: fm.Path, Provider: fm.Provider, ChatFormat: fm.ChatFormat}
 	}
 	return genai.New(genai.Config{
-		Models:       specs,
-		InstanceType: cfg.GenAI.InstanceType,
-		Concurrency:  cfg.GenAI.Concurrency,
-		MaxInstances: cfg.GenAI.MaxInstances,
-		IdleTimeout:  cfg.GenAI.IdleTimeout.D(),
-		QueueTimeout: cfg.Hosting.QueueTimeout.D(),
-		CPUs:         goruntime.NumCPU(),
+		Models:           specs,
+		InstanceType:     cfg.GenAI.InstanceType,
+		Concurrency:      cfg.GenAI.Concurrency,
+		MaxInstances:     cfg.GenAI.MaxInstances,
+		IdleTimeout:      cfg.GenAI.IdleTimeout.D(),
+		QueueTimeout:     cfg.Hosting.QueueTimeout.D(),
+		CPUs:             goruntime.NumCPU(),
+		Quotas:           quotasOf(cfg.GenAI.Quotas),
+		ProvisionedQueue: cfg.GenAI.ProvisionedQueue,
 	}, deps)
+}
+
+func quotasOf(q config.GenAIQuotas) genai.Quotas {
+	out := genai.Quotas{Default: genai.Quota(q.GenAIQuota), Models: map[string]genai.Quota{}}
+	for id, m := range q.Models {
+		out.Models[id] = genai.Quota(m)
+	}
+	return out
 }

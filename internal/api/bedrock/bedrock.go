@@ -48,12 +48,14 @@ type Handler struct {
 	svc *genai.Service
 	log *slog.Logger
 	arn func(modelID string) string
+
+	region, account string // in provisioned-model ARNs
 }
 
 // New returns the Bedrock handler; region appears in foundation-model
 // ARNs (which carry no account).
 func New(svc *genai.Service, region string, log *slog.Logger) *Handler {
-	return &Handler{svc: svc, log: log.With("component", "bedrock"), arn: func(id string) string {
+	return &Handler{svc: svc, log: log.With("component", "bedrock"), region: region, arn: func(id string) string {
 		return "arn:aws:bedrock:" + region + "::foundation-model/" + id
 	}}
 }
@@ -66,6 +68,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /model/{modelId}/converse-stream", h.converseStream)
 	mux.HandleFunc("GET /foundation-models", h.listModels)
 	mux.HandleFunc("GET /foundation-models/{modelIdentifier}", h.getModel)
+	h.registerProvisioned(mux)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, err error) {
@@ -83,10 +86,18 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// modelOf resolves the {modelId} path value: a model id or a
-// foundation-model ARN.
+// modelOf resolves the {modelId} path value: a model id, a
+// foundation-model ARN or a provisioned-model ARN (whose Info.ID routes to
+// the provisioned throughput).
 func (h *Handler) modelOf(r *http.Request) (genai.Info, error) {
 	id := r.PathValue("modelId")
+	if _, rest, ok := strings.Cut(id, ":provisioned-model/"); ok {
+		info, ok := h.svc.ProvisionedModel(rest)
+		if !ok {
+			return genai.Info{}, apierr.Validationf("The provided model identifier is invalid.")
+		}
+		return info, nil
+	}
 	if _, rest, ok := strings.Cut(id, ":foundation-model/"); ok {
 		id = rest
 	}

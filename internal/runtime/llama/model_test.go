@@ -2,7 +2,7 @@ package llama
 
 import (
 	"context"
-	"os"
+	"github.com/inferbox/inferbox/internal/testmodel"
 	"strings"
 	"testing"
 
@@ -11,13 +11,7 @@ import (
 
 func storiesPath(t testing.TB) string {
 	t.Helper()
-	for _, c := range []string{"../../../../shared/models/stories260K.gguf", "/work/shared/models/stories260K.gguf"} {
-		if _, err := os.Stat(c); err == nil {
-			return c
-		}
-	}
-	t.Skip("stories260K.gguf not found")
-	return ""
+	return testmodel.Stories260K(t)
 }
 
 func loadStories(t testing.TB, threads int) *Model {
