@@ -49,7 +49,7 @@ func pythonPredictions(t *testing.T, rows []string) []float64 {
 	t.Helper()
 	const py = "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import xgboost, numpy").Run(); err != nil {
-		t.Skipf("%s has no xgboost/numpy: %v", py, err)
+		t.Fatalf("%s has no xgboost/numpy (scripts/test.sh installs python3-xgboost): %v", py, err)
 	}
 	csv := filepath.Join(t.TempDir(), "rows.csv")
 	if err := os.WriteFile(csv, []byte(strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
