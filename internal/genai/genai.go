@@ -76,6 +76,7 @@ type model struct {
 	spec ModelSpec
 	chat *chatFormat
 	pool *pool.Pool
+	low  *lowGate // bounds low-priority generations (priority.go)
 }
 
 // New reads every model file's header and builds one (empty) pool per
@@ -141,7 +142,8 @@ func (s *Service) register(spec ModelSpec) (*model, error) {
 	if info.Provider == "" {
 		info.Provider = providerOf(spec.ID, meta.arch)
 	}
-	m := &model{info: info, spec: spec, chat: chat}
+	m := &model{info: info, spec: spec, chat: chat,
+		low: newLowGate(lowPriorityLimit(s.cfg.Concurrency, s.cfg.MaxInstances))}
 	m.pool = pool.New(pool.Config{
 		Name:         "fm-" + spec.ID,
 		Start:        s.starter(m),
@@ -275,7 +277,12 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	} else {
 		c.prompt = req.Prompt
 	}
+	leave, err := m.low.enter(ctx, req.Priority)
+	if err != nil {
+		return Result{}, s.poolError(err)
+	}
 	res, err := m.pool.Invoke(ctx, &runtime.Request{Body: c, Size: -1}, req.Priority)
+	leave()
 	if err != nil {
 		return Result{}, s.poolError(err)
 	}
