@@ -267,7 +267,7 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	if err := req.Params.Validate(); err != nil {
 		return Result{}, apierr.Validationf("%s", err.Error())
 	}
-	c := &call{req: req, emit: emit}
+	c := &call{req: req, emit: emit, fair: m.low}
 	if req.Messages != nil {
 		p, err := m.chat.render(req.Messages)
 		if err != nil {
@@ -373,6 +373,7 @@ type call struct {
 	prompt string
 	chat   bool
 	emit   func(string) error
+	fair   *lowGate // interactive calls pause low-priority ones (priority.go)
 	result Result
 	err    error
 }
@@ -403,8 +404,17 @@ func (c *call) run(ctx context.Context, m *llama.Model) {
 	if c.chat && len(ids) >= 2 && ids[0] == tok.BOS() && ids[1] == tok.BOS() {
 		ids = ids[1:]
 	}
+	low := c.req.Priority < pool.Normal
+	if !low && c.fair != nil {
+		defer c.fair.interactiveStarted()()
+	}
 	var text strings.Builder
 	u, err := m.Generate(ctx, &llama.GenerateRequest{Tokens: ids, Params: c.req.Params}, func(t llama.Token) error {
+		if low && c.fair != nil {
+			if err := c.fair.yield(ctx); err != nil {
+				return err
+			}
+		}
 		if t.Text == "" {
 			return nil
 		}

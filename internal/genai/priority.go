@@ -2,6 +2,7 @@ package genai
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/inferbox/inferbox/internal/pool"
@@ -23,6 +24,17 @@ import (
 // record has no queue timeout). The slots the gate keeps back are free for
 // interactive requests the moment they arrive.
 
+// Holding slots back is not enough on an engine that decodes a model's
+// generations together: the batch generations in flight share every
+// decode step with the interactive one and slow it down in proportion. So
+// a low-priority generation also yields: before each of its tokens it
+// waits while any interactive generation of the model is running (holds a
+// slot), and picks up where it stopped when none is. Waiting interactive
+// requests do not pause it — on a pool of one slot the batch generation
+// holding it must finish for them to run. Batch work thus gets the
+// capacity interactive traffic leaves idle; under unbroken interactive
+// load it waits (with its KV cache kept) for as long as its context lets it.
+
 // lowPriorityLimit is how many low-priority generations may hold or wait
 // for slots of a pool with the given per-instance concurrency and instance
 // cap: every slot but a quarter (at least one) kept for interactive
@@ -40,6 +52,11 @@ func lowPriorityLimit(concurrency, maxInstances int) int {
 type lowGate struct {
 	slots   chan struct{}
 	waiting atomic.Int64 // generations blocked in enter
+	paused  atomic.Int64 // low-priority generations paused in yield
+
+	mu      sync.Mutex
+	running int           // interactive generations holding a slot
+	resume  chan struct{} // closed when running drops to zero
 }
 
 func newLowGate(n int) *lowGate { return &lowGate{slots: make(chan struct{}, max(n, 1))} }
@@ -58,5 +75,44 @@ func (g *lowGate) enter(ctx context.Context, prio pool.Priority) (leave func(), 
 		return func() { <-g.slots }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// interactiveStarted counts an interactive generation as running until the
+// returned function is called.
+func (g *lowGate) interactiveStarted() (done func()) {
+	g.mu.Lock()
+	if g.running == 0 {
+		g.resume = make(chan struct{})
+	}
+	g.running++
+	g.mu.Unlock()
+	return sync.OnceFunc(func() {
+		g.mu.Lock()
+		g.running--
+		if g.running == 0 {
+			close(g.resume)
+		}
+		g.mu.Unlock()
+	})
+}
+
+// yield waits while an interactive generation is running; a low-priority
+// generation calls it before each token.
+func (g *lowGate) yield(ctx context.Context) error {
+	g.mu.Lock()
+	if g.running == 0 {
+		g.mu.Unlock()
+		return nil
+	}
+	ch := g.resume
+	g.mu.Unlock()
+	g.paused.Add(1)
+	defer g.paused.Add(-1)
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -3,6 +3,7 @@ package genai
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -162,4 +163,42 @@ func TestBatchBacklogLeavesInteractiveSlot(t *testing.T) {
 	cancel()
 	hold.let()
 	wg.Wait()
+}
+
+// TestBatchYieldsToRunningInteractive: a batch generation emits nothing
+// while an interactive generation runs beside it, and goes on when it ends.
+func TestBatchYieldsToRunningInteractive(t *testing.T) {
+	s := newStories(t, Config{Concurrency: 2, MaxInstances: 1})
+	m := s.models["meta.stories"]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := &order{seen: map[string]bool{}}
+	hold := newHolder(t)
+	chatDone := make(chan error, 1)
+	go func() {
+		_, err := s.Generate(ctx, &Request{ModelID: "meta.stories", Prompt: "Once upon a time",
+			Params: llama.Params{MaxTokens: 4}}, o.emit("chat", hold))
+		o.mu.Lock()
+		o.list = append(o.list, "chat-done")
+		o.mu.Unlock()
+		chatDone <- err
+	}()
+	<-hold.started // the interactive generation runs (held in its first token)
+	batchDone := make(chan error, 1)
+	go func() {
+		_, err := s.Generate(ctx, &Request{ModelID: "meta.stories", Prompt: "Once upon a time",
+			Params: llama.Params{MaxTokens: 4}, Priority: pool.Low}, o.emit("batch", nil))
+		batchDone <- err
+	}()
+	waitUntil(t, "the batch generation to pause", func() bool { return m.low.paused.Load() == 1 })
+	hold.let()
+	if err := <-chatDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-batchDone; err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"chat", "chat-done", "batch"}; !slices.Equal(o.list, want) {
+		t.Errorf("order %v, want %v", o.list, want)
+	}
 }
