@@ -279,15 +279,21 @@ func latency(ctx context.Context, path string, slots, n, maxTok, backlog int) er
 	bctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var done, tok atomic.Int64
+	var berr atomic.Value
 	for range backlog {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for bctx.Err() == nil {
-				if r, err := gen(bctx, s, pool.Low, 4*maxTok); err == nil {
-					done.Add(1)
-					tok.Add(int64(r.OutputTokens))
+				r, err := gen(bctx, s, pool.Low, maxTok)
+				if err != nil {
+					if bctx.Err() == nil {
+						berr.CompareAndSwap(nil, err)
+					}
+					return
 				}
+				done.Add(1)
+				tok.Add(int64(r.OutputTokens))
 			}
 		}()
 	}
@@ -296,6 +302,9 @@ func latency(ctx context.Context, path string, slots, n, maxTok, backlog int) er
 	wall := time.Since(t0)
 	stop()
 	wg.Wait()
+	if e := berr.Load(); e != nil {
+		return fmt.Errorf("batch generation: %v", e)
+	}
 	fmt.Printf("              batch meanwhile: %d generations, %.0f tok/s\n", done.Load(), float64(tok.Load())/wall.Seconds())
 	return err
 }
