@@ -87,6 +87,7 @@ type model struct {
 	spec ModelSpec
 	chat *chatFormat
 	pool *pool.Pool
+	low  *lowGate // bounds low-priority generations (priority.go)
 }
 
 // New reads every model file's header and builds one (empty) pool per
@@ -156,7 +157,8 @@ func (s *Service) register(spec ModelSpec) (*model, error) {
 	if info.Provider == "" {
 		info.Provider = providerOf(spec.ID, meta.arch)
 	}
-	m := &model{info: info, spec: spec, chat: chat}
+	m := &model{info: info, spec: spec, chat: chat,
+		low: newLowGate(lowPriorityLimit(s.cfg.Concurrency, s.cfg.MaxInstances))}
 	m.pool = pool.New(pool.Config{
 		Name:         "fm-" + spec.ID,
 		Start:        s.starter(m),
@@ -301,7 +303,15 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	if err != nil {
 		return Result{}, err
 	}
+	// Low-priority (batch) generations pass the gate that keeps a share of
+	// the slots for interactive requests (priority.go).
+	leave, err := m.low.enter(ctx, req.Priority)
+	if err != nil {
+		held.settle(0)
+		return Result{}, s.poolError(err)
+	}
 	res, err := m.pool.Invoke(ctx, &runtime.Request{Body: c, Size: -1}, req.Priority)
+	leave()
 	if err != nil {
 		held.settle(0)
 		return Result{}, s.poolError(err)
@@ -319,7 +329,7 @@ func (s *Service) prepare(m *model, req *Request, emit func(string) error) (*cal
 	if err := req.Params.Validate(); err != nil {
 		return nil, apierr.Validationf("%s", err.Error())
 	}
-	c := &call{req: req, emit: emit}
+	c := &call{req: req, emit: emit, fair: m.low}
 	if req.Messages != nil {
 		p, err := m.chat.render(req.Messages)
 		if err != nil {
@@ -429,6 +439,7 @@ type call struct {
 	prompt string
 	chat   bool
 	emit   func(string) error
+	fair   *lowGate // interactive calls pause low-priority ones (priority.go)
 	result Result
 	err    error
 }
@@ -459,8 +470,17 @@ func (c *call) run(ctx context.Context, m *llama.Model) {
 	if c.chat && len(ids) >= 2 && ids[0] == tok.BOS() && ids[1] == tok.BOS() {
 		ids = ids[1:]
 	}
+	low := c.req.Priority < pool.Normal
+	if !low && c.fair != nil {
+		defer c.fair.interactiveStarted()()
+	}
 	var text strings.Builder
 	u, err := m.Generate(ctx, &llama.GenerateRequest{Tokens: ids, Params: c.req.Params}, func(t llama.Token) error {
+		if low && c.fair != nil {
+			if err := c.fair.yield(ctx); err != nil {
+				return err
+			}
+		}
 		if t.Text == "" {
 			return nil
 		}
