@@ -70,3 +70,21 @@ expect_in() {
 
 aws_() { "$AWS_CLI" --endpoint-url "$URL" "$@"; }
 sm() { aws_ sagemaker "$@"; }
+
+free_port() {
+	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# scenario_setup builds inferbox (unless INFERBOX_BIN names one) and points
+# the AWS CLI at dummy credentials and configuration in $WORK.
+scenario_setup() {
+	if [[ -z "${INFERBOX_BIN:-}" ]]; then
+		INFERBOX_BIN="$WORK/inferbox"
+		(cd "$REPO" && go build -o "$INFERBOX_BIN" ./cmd/inferbox) || fail "build" "go build failed"
+		ok "build inferbox"
+	fi
+	export AWS_ACCESS_KEY_ID=AKIAINFERBOXTEST AWS_SECRET_ACCESS_KEY=inferbox-test-secret
+	export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_PAGER=""
+	export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
+	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL 2>/dev/null || true
+}

@@ -39,22 +39,9 @@ free_port() {
 wait_job() { AWS_DATA_PATH="$WORK/models" timeout 90 "$AWS_CLI" --endpoint-url "$URL" sagemaker wait transform-job-completed-or-stopped --transform-job-name "$1"; }
 ib() { "$INFERBOX_BIN" --server "$URL" "$@"; }
 
-free_port() {
-	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # --- set-up -------------------------------------------------------------------
 
-if [[ -z "${INFERBOX_BIN:-}" ]]; then
-	INFERBOX_BIN="$WORK/inferbox"
-	(cd "$REPO" && go build -o "$INFERBOX_BIN" ./cmd/inferbox) || fail "build" "go build failed"
-	ok "build inferbox"
-fi
-
-export AWS_ACCESS_KEY_ID=AKIAINFERBOXTEST AWS_SECRET_ACCESS_KEY=inferbox-test-secret
-export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_PAGER=""
-export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL 2>/dev/null || true
+scenario_setup # build inferbox unless INFERBOX_BIN is set; dummy AWS credentials
 
 mkdir -p "$WORK/models/sagemaker/2017-07-24"
 cat >"$WORK/models/sagemaker/2017-07-24/waiters-2.json" <<'JSON'
