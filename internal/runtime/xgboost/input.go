@@ -71,18 +71,16 @@ func (l *lineReader) next() ([]byte, error) {
 	}
 }
 
-// csvReader reads label-free CSV records, one per line; an empty field is a
-// missing value. Blank lines are skipped.
-type csvReader struct {
+// lineRecords reads one record per line (CSV, libsvm, JSON lines): blank
+// lines are skipped, and parse appends a record's nf values to buf, naming
+// the 1-based line in its errors.
+type lineRecords struct {
 	lines lineReader
 	nf    int
+	parse func(buf []float32, line []byte, nf, row int) ([]float32, error)
 }
 
-func newCSVReader(r io.Reader, nFeature int, size int64) *csvReader {
-	return &csvReader{lines: newLineReader(r, size), nf: nFeature}
-}
-
-func (c *csvReader) read(buf []float32, maxRows int) ([]float32, error) {
+func (c *lineRecords) read(buf []float32, maxRows int) ([]float32, error) {
 	for n := 0; n < maxRows; {
 		line, err := c.lines.next()
 		if err != nil {
@@ -92,13 +90,19 @@ func (c *csvReader) read(buf []float32, maxRows int) ([]float32, error) {
 			continue
 		}
 		start := len(buf)
-		buf, err = parseCSVRecord(buf, line, c.nf, c.lines.line)
+		buf, err = c.parse(buf, line, c.nf, c.lines.line)
 		if err != nil {
 			return buf[:start], err
 		}
 		n++
 	}
 	return buf, nil
+}
+
+// newCSVReader reads text/csv: no header, one label-free record per line;
+// an empty field is a missing value.
+func newCSVReader(r io.Reader, nFeature int, size int64) *lineRecords {
+	return &lineRecords{lines: newLineReader(r, size), nf: nFeature, parse: parseCSVRecord}
 }
 
 // parseCSVRecord appends one record's nf values to buf.
@@ -147,36 +151,16 @@ func parseValue(f []byte) (float32, error) {
 	return float32(v), nil
 }
 
-// libsvmReader reads "[label] index:value ..." records with 0-based feature
+// newLibSVMReader reads "[label] index:value ..." records with 0-based feature
 // indices, as XGBoost's libsvm parser does; absent features are missing.
-type libsvmReader struct {
-	lines lineReader
-	nf    int
-}
-
-func newLibSVMReader(r io.Reader, nFeature int, size int64) *libsvmReader {
-	return &libsvmReader{lines: newLineReader(r, size), nf: nFeature}
-}
-
-func (c *libsvmReader) read(buf []float32, maxRows int) ([]float32, error) {
-	for n := 0; n < maxRows; {
-		line, err := c.lines.next()
-		if err != nil {
-			return buf, err
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
+func newLibSVMReader(r io.Reader, nFeature int, size int64) *lineRecords {
+	return &lineRecords{lines: newLineReader(r, size), nf: nFeature, parse: func(buf []float32, line []byte, nf, row int) ([]float32, error) {
 		start := len(buf)
-		for range c.nf {
+		for range nf {
 			buf = append(buf, nan32())
 		}
-		if err := parseLibSVMRecord(buf[start:], line, c.lines.line); err != nil {
-			return buf[:start], err
-		}
-		n++
-	}
-	return buf, nil
+		return buf, parseLibSVMRecord(buf[start:], line, row)
+	}}
 }
 
 func parseLibSVMRecord(row []float32, line []byte, rowNum int) error {
@@ -205,34 +189,10 @@ func parseLibSVMRecord(row []float32, line []byte, rowNum int) error {
 	return nil
 }
 
-// jsonlinesReader reads one JSON record per line: [1,2,...] or
+// newJSONLinesReader reads one JSON record per line: [1,2,...] or
 // {"features":[1,2,...]}; null is a missing value.
-type jsonlinesReader struct {
-	lines lineReader
-	nf    int
-}
-
-func newJSONLinesReader(r io.Reader, nFeature int, size int64) *jsonlinesReader {
-	return &jsonlinesReader{lines: newLineReader(r, size), nf: nFeature}
-}
-
-func (c *jsonlinesReader) read(buf []float32, maxRows int) ([]float32, error) {
-	for n := 0; n < maxRows; {
-		line, err := c.lines.next()
-		if err != nil {
-			return buf, err
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		start := len(buf)
-		buf, err = appendJSONRow(buf, line, c.nf, c.lines.line)
-		if err != nil {
-			return buf[:start], err
-		}
-		n++
-	}
-	return buf, nil
+func newJSONLinesReader(r io.Reader, nFeature int, size int64) *lineRecords {
+	return &lineRecords{lines: newLineReader(r, size), nf: nFeature, parse: appendJSONRow}
 }
 
 // appendJSONRow parses [..] or {"features":[..]}, where null is a missing
