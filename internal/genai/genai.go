@@ -6,7 +6,11 @@
 //
 // Protocol adapters (api/bedrock, api/openai) call Generate; genai knows
 // nothing of wire formats. It imports runtime, runtime/llama, pool, meter,
-// gguf, instancetype and apierr; never an adapter, hosting or server.
+// gguf, instancetype, catalog (record types), objstore and apierr;
+// never an adapter, hosting or server.
+//
+// Custom models (imported.go) are GGUF files imported into the data
+// directory; only a provisioned throughput serves them.
 package genai
 
 import (
@@ -52,6 +56,9 @@ type Config struct {
 	// ProvisionedQueue bounds waiting requests per model unit of a
 	// provisioned throughput; default 32.
 	ProvisionedQueue int
+	// ImportDir holds imported models' GGUF copies, named by content
+	// hash; empty refuses model import jobs.
+	ImportDir string
 }
 
 // Deps are the collaborators the composition root hands in.
@@ -63,6 +70,12 @@ type Deps struct {
 	Ledger   *meter.Ledger      // nil: nothing is metered
 	// Provisioned keeps provisioned throughputs; nil keeps them in memory.
 	Provisioned ProvisionedStore
+	// Imports keeps imported models and import jobs; nil keeps them in
+	// memory.
+	Imports ImportStore
+	// Objects reads import sources (s3://, file://, paths); nil refuses
+	// model import jobs.
+	Objects ImportSource
 	// Now is the quotas' clock; nil is time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -78,6 +91,7 @@ type Service struct {
 	order  []string
 	quota  *limiter
 	pt     *provisioner
+	imp    *importer
 
 	closeOnce sync.Once
 }
@@ -115,7 +129,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Logger.With("component", "genai"), models: map[string]*model{},
-		quota: newLimiter(cfg.Quotas, deps.Now), pt: newProvisioner()}
+		quota: newLimiter(cfg.Quotas, deps.Now), pt: newProvisioner(), imp: newImporter()}
 	if len(cfg.Models) > 0 {
 		it, err := deps.Types.Lookup(cfg.InstanceType)
 		if err != nil {
@@ -149,7 +163,7 @@ func (s *Service) register(spec ModelSpec) (*model, error) {
 	info := Info{
 		ID: spec.ID, Name: meta.name, Provider: spec.Provider, Architecture: meta.arch,
 		ContextLength: meta.context, ChatFormat: chat.name, HasTemplate: meta.template != "",
-		InferenceTypes: []string{"ON_DEMAND"}, Modalities: []string{"TEXT"},
+		InferenceTypes: []string{"ON_DEMAND", "PROVISIONED"}, Modalities: []string{"TEXT"},
 	}
 	if info.Name == "" {
 		info.Name = spec.ID
@@ -278,6 +292,8 @@ var (
 // text as it is released (never empty), and meters the tokens. Errors are
 // *apierr.Error: Validation for bad parameters or prompts (wording from
 // the engine), NotFound (wrapping ErrUnknownModel) for an unknown model,
+// Validation (wrapping ErrOnDemandCustom) for an imported model named
+// directly rather than through a provisioned throughput,
 // Throttled when the pool cannot take the request.
 func (s *Service) Generate(ctx context.Context, req *Request, emit func(text string) error) (Result, error) {
 	t0 := time.Now()
@@ -286,7 +302,7 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	}
 	m, ok := s.models[req.ModelID]
 	if !ok {
-		return Result{}, &apierr.Error{Kind: apierr.NotFound, Message: "The provided model identifier is invalid.", Err: ErrUnknownModel}
+		return Result{}, s.OnDemandError(req.ModelID) // imported models: provisioned only
 	}
 	c, err := s.prepare(m, req, emit)
 	if err != nil {
@@ -422,6 +438,7 @@ func (s *Service) Run(ctx context.Context) {
 func (s *Service) Close(ctx context.Context) error {
 	var errs []error
 	s.closeOnce.Do(func() {
+		s.closeImports()
 		errs = append(errs, s.closeProvisioned(ctx)...)
 		for _, id := range s.order {
 			if err := s.models[id].pool.Close(ctx); err != nil {

@@ -102,8 +102,14 @@ func term(commitment string) string {
 // committed for commitment ("", OneMonth or SixMonths). It returns at
 // once with status Creating; the instances load in the background and
 // the status becomes InService (or Failed, with the reason).
+//
+// modelID is a foundation model id or an imported model's name, id or
+// ARN (stored as ImportedRef+id). The importer's lock is held throughout
+// so the model cannot be deleted between the check and the creation.
 func (s *Service) CreateProvisioned(ctx context.Context, name, modelID string, units int, commitment string) (Provisioned, error) {
-	m, ok := s.models[modelID]
+	s.imp.mu.Lock()
+	defer s.imp.mu.Unlock()
+	m, modelID, ok := s.resolveModelLocked(modelID)
 	if !ok {
 		return Provisioned{}, apierr.Validationf("The provided model identifier is invalid.")
 	}
@@ -144,7 +150,7 @@ func (s *Service) startDedicated(rec Provisioned, m *model) {
 	d := &dedicated{rec: rec, m: m}
 	d.pool = pool.New(pool.Config{
 		Name:         "pt-" + rec.ID,
-		Start:        s.startWith(m, meter.InstanceUsage{Mode: ModeProvisioned, Resource: rec.ModelID, Variant: term(rec.Commitment)}),
+		Start:        s.startWith(m, meter.InstanceUsage{Mode: ModeProvisioned, Resource: priceModel(rec.ModelID), Variant: term(rec.Commitment)}),
 		Concurrency:  s.cfg.Concurrency,
 		QueueLimit:   max(1, rec.ModelUnits*s.cfg.ProvisionedQueue),
 		QueueTimeout: s.cfg.QueueTimeout,
@@ -180,7 +186,8 @@ func (s *Service) startDedicated(rec Provisioned, m *model) {
 
 // RestoreProvisioned brings back the stored provisioned throughputs after
 // a restart: each reloads its instances (Creating, then InService). One
-// whose model is no longer registered is Failed.
+// whose model is no longer registered is Failed. Imported models must be
+// restored first (RestoreImported).
 func (s *Service) RestoreProvisioned(ctx context.Context) error {
 	if s.deps.Provisioned == nil {
 		return nil
@@ -189,8 +196,10 @@ func (s *Service) RestoreProvisioned(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.imp.mu.Lock()
+	defer s.imp.mu.Unlock()
 	for _, rec := range recs {
-		m, ok := s.models[rec.ModelID]
+		m, _, ok := s.resolveModelLocked(rec.ModelID)
 		if !ok {
 			rec.Status, rec.Failure = StatusFailed, fmt.Sprintf("The model %s is not registered.", rec.ModelID)
 			s.pt.mu.Lock()
