@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +237,7 @@ func TestGenAICatalog(t *testing.T) {
 	s := list.ModelSummaries[0]
 	if *s.ModelId != "meta.stories260k" || *s.ProviderName != "Meta" ||
 		*s.ModelArn != "arn:aws:bedrock:us-east-1::foundation-model/meta.stories260k" ||
-		len(s.InferenceTypesSupported) != 1 || s.InferenceTypesSupported[0] != bdtypes.InferenceTypeOnDemand ||
+		!slices.Equal(s.InferenceTypesSupported, []bdtypes.InferenceType{bdtypes.InferenceTypeOnDemand, bdtypes.InferenceTypeProvisioned}) ||
 		len(s.OutputModalities) != 1 || s.OutputModalities[0] != bdtypes.ModelModalityText || !*s.ResponseStreamingSupported {
 		t.Errorf("summary %+v", s)
 	}

@@ -148,7 +148,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Observer: m,
 		Logger:   log,
 	})
-	gen, err := newGenAI(cfg, genai.Deps{Loader: llamaLoader, Registry: ggufs, Types: types, Node: node, Ledger: ledger, Logger: log, Provisioned: store})
+	gen, err := newGenAI(cfg, genai.Deps{Loader: llamaLoader, Registry: ggufs, Types: types, Node: node, Ledger: ledger, Logger: log,
+		Provisioned: store, Imports: store, Objects: st.objects})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -268,6 +269,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.scaling.Restore(ctx); err != nil {
 		return fmt.Errorf("restore scaling policies: %w", err)
 	}
+	// Imported models first: provisioned throughputs may serve them.
+	if err := s.genai.RestoreImported(ctx); err != nil {
+		return fmt.Errorf("restore imported models: %w", err)
+	}
 	if err := s.genai.RestoreProvisioned(ctx); err != nil {
 		return fmt.Errorf("restore provisioned throughputs: %w", err)
 	}
@@ -364,6 +369,7 @@ func newGenAI(cfg config.Config, deps genai.Deps) (*genai.Service, error) {
 		CPUs:             goruntime.NumCPU(),
 		Quotas:           quotasOf(cfg.GenAI.Quotas),
 		ProvisionedQueue: cfg.GenAI.ProvisionedQueue,
+		ImportDir:        filepath.Join(cfg.Data, "imported-models"),
 	}, deps)
 }
 

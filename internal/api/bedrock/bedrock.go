@@ -2,7 +2,8 @@
 // service: the runtime (InvokeModel with the Meta Llama body,
 // InvokeModelWithResponseStream, Converse, ConverseStream) and the
 // control plane's foundation-model catalog (ListFoundationModels,
-// GetFoundationModel). Both are REST JSON signed as service "bedrock".
+// GetFoundationModel), provisioned throughput and custom model import
+// (import.go). Both are REST JSON signed as service "bedrock".
 //
 // bedrock imports genai, awsproto, apierr and runtime/llama (for
 // sampling parameters); it never reaches pools, the ledger or the server.
@@ -69,6 +70,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /foundation-models", h.listModels)
 	mux.HandleFunc("GET /foundation-models/{modelIdentifier}", h.getModel)
 	h.registerProvisioned(mux)
+	h.registerImport(mux)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, err error) {
@@ -88,7 +90,8 @@ func readBody(r *http.Request) ([]byte, error) {
 
 // modelOf resolves the {modelId} path value: a model id, a
 // foundation-model ARN or a provisioned-model ARN (whose Info.ID routes to
-// the provisioned throughput).
+// the provisioned throughput). An imported model named directly is
+// refused: only a provisioned throughput serves it.
 func (h *Handler) modelOf(r *http.Request) (genai.Info, error) {
 	id := r.PathValue("modelId")
 	if _, rest, ok := strings.Cut(id, ":provisioned-model/"); ok {
@@ -103,7 +106,7 @@ func (h *Handler) modelOf(r *http.Request) (genai.Info, error) {
 	}
 	info, ok := h.svc.Model(id)
 	if !ok {
-		return genai.Info{}, apierr.Validationf("The provided model identifier is invalid.")
+		return genai.Info{}, h.svc.OnDemandError(id)
 	}
 	return info, nil
 }

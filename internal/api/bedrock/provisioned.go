@@ -65,7 +65,7 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z
 func (h *Handler) ptSummary(p genai.Provisioned) ptSummary {
 	s := ptSummary{
 		ProvisionedModelName: p.Name, ProvisionedModelArn: h.ptArn(p.ID),
-		ModelArn: h.arn(p.ModelID), DesiredModelArn: h.arn(p.ModelID), FoundationModelArn: h.arn(p.ModelID),
+		ModelArn: h.modelArn(p.ModelID), DesiredModelArn: h.modelArn(p.ModelID), FoundationModelArn: h.modelArn(p.ModelID),
 		ModelUnits: p.ModelUnits, DesiredModelUnits: p.ModelUnits, Status: p.Status, FailureMessage: p.Failure,
 		CommitmentDuration: p.Commitment, CreationTime: stamp(p.Created), LastModifiedTime: stamp(p.LastChanged),
 	}
