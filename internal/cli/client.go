@@ -64,6 +64,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		transformCmd(g),
 		costCmd(g),
 		adviseCmd(g),
+		customModelCmd(g),
 	}
 }
 
