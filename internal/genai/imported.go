@@ -409,11 +409,29 @@ func (s *Service) RestoreImported(ctx context.Context) error {
 	for _, j := range jobs {
 		j := j
 		imp.jobs[j.ID] = &j
-		if j.Status == ImportInProgress {
-			s.runImport(j)
+		if j.Status != ImportInProgress {
+			continue
 		}
+		// Stopped between registering the model and recording the end.
+		if e, ok := imp.modelOfJobLocked(j.ID); ok {
+			j.Status, j.ImportedModelID, j.Ended, j.LastChanged = ImportCompleted, e.rec.ID, e.rec.Created, e.rec.Created
+			if err := s.deps.Imports.PutImportJob(ctx, &j); err != nil {
+				return err
+			}
+			continue
+		}
+		s.runImport(j)
 	}
 	return nil
+}
+
+func (imp *importer) modelOfJobLocked(jobID string) (*importedEntry, bool) {
+	for _, e := range imp.models {
+		if e.rec.JobID == jobID {
+			return e, true
+		}
+	}
+	return nil, false
 }
 
 // lookupImportedLocked finds an imported model by id, name, ARN or

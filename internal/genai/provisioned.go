@@ -280,6 +280,16 @@ func (s *Service) UpdateProvisioned(ctx context.Context, ref, newName, newModelI
 		if _, rest, ok := strings.Cut(id, ":foundation-model/"); ok {
 			id = rest
 		}
+		s.imp.mu.Lock()
+		if _, canonical, ok := s.resolveModelLocked(id); ok {
+			id = canonical // an imported model by name or ARN
+		}
+		s.imp.mu.Unlock()
+		if id != rec.ModelID && strings.HasPrefix(rec.ModelID, ImportedRef) {
+			// Bedrock allows a custom model's throughput to move to a sibling
+			// model; an imported GGUF has no siblings here.
+			return Provisioned{}, apierr.Validationf("The model of a Provisioned Throughput for an imported model can't be changed.")
+		}
 		if id != rec.ModelID {
 			return Provisioned{}, apierr.Validationf("The model of a Provisioned Throughput for a base model can't be changed.")
 		}
