@@ -239,7 +239,7 @@ func (s *Service) importModel(ctx context.Context, job ImportJob) (ImportedModel
 	rm, err := s.deps.Loader.Load(ctx, runtime.Spec{Kind: "llama", Image: job.ImportedModelName, ModelDir: path, Threads: 1, Logger: s.log})
 	if err != nil {
 		s.removeUnused(path)
-		return ImportedModel{}, fmt.Errorf("The model file %s could not be loaded: %w", uri, hide(err))
+		return ImportedModel{}, failf("The model file %s could not be loaded: %w", uri, hide(err))
 	}
 	_ = rm.Close()
 	rec := ImportedModel{ID: newID(), Name: job.ImportedModelName, JobID: job.ID, JobName: job.Name,
@@ -247,16 +247,16 @@ func (s *Service) importModel(ctx context.Context, job ImportJob) (ImportedModel
 	m, err := s.importedModel(&rec)
 	if err != nil {
 		s.removeUnused(path)
-		return ImportedModel{}, fmt.Errorf("The model file %s could not be read: %w", uri, hide(err))
+		return ImportedModel{}, failf("The model file %s could not be read: %w", uri, hide(err))
 	}
 	s.imp.mu.Lock()
 	defer s.imp.mu.Unlock()
 	if s.deps.Imports != nil {
 		if err := s.deps.Imports.CreateImportedModel(ctx, &rec); err != nil {
 			if errors.Is(err, catalog.ErrExists) {
-				return ImportedModel{}, fmt.Errorf("A model with the name %s already exists.", rec.Name)
+				return ImportedModel{}, failf("A model with the name %s already exists.", rec.Name)
 			}
-			return ImportedModel{}, fmt.Errorf("The model could not be registered: %w", err)
+			return ImportedModel{}, failf("The model could not be registered: %w", err)
 		}
 	}
 	s.imp.models[rec.ID] = &importedEntry{rec: rec, m: m}
@@ -300,7 +300,7 @@ func (s *Service) findGGUF(ctx context.Context, uri string) (string, error) {
 			return uri, nil // Open reports it
 		}
 		if err != nil {
-			return "", fmt.Errorf("The model data source %s could not be listed: %w", uri, err)
+			return "", failf("The model data source %s could not be listed: %w", uri, err)
 		}
 		for _, o := range page.Objects {
 			if strings.HasSuffix(strings.ToLower(o.Key), ".gguf") {
@@ -318,7 +318,7 @@ func (s *Service) findGGUF(ctx context.Context, uri string) (string, error) {
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("The model data source %s holds %d .gguf files; expected exactly one.", uri, len(found))
+	return "", failf("The model data source %s holds %d .gguf files; expected exactly one.", uri, len(found))
 }
 
 // copyIn streams uri into the import directory as <sha256>.gguf (kept if
@@ -328,19 +328,19 @@ func (s *Service) copyIn(ctx context.Context, uri string) (string, string, int64
 	if err != nil {
 		if errors.Is(err, objstore.ErrNotFound) || errors.Is(err, objstore.ErrNoSuchBucket) {
 			if strings.HasSuffix(strings.ToLower(uri), ".gguf") {
-				return "", "", 0, fmt.Errorf("The model data source %s does not exist.", uri)
+				return "", "", 0, failf("The model data source %s does not exist.", uri)
 			}
-			return "", "", 0, fmt.Errorf("The model data source %s does not exist (no object, and no .gguf file under it as a prefix).", uri)
+			return "", "", 0, failf("The model data source %s does not exist (no object, and no .gguf file under it as a prefix).", uri)
 		}
-		return "", "", 0, fmt.Errorf("The model data source %s could not be read: %w", uri, err)
+		return "", "", 0, failf("The model data source %s could not be read: %w", uri, err)
 	}
 	defer rc.Close()
 	if err := os.MkdirAll(s.cfg.ImportDir, 0o755); err != nil {
-		return "", "", 0, fmt.Errorf("The model could not be stored: %w", err)
+		return "", "", 0, failf("The model could not be stored: %w", err)
 	}
 	tmp, err := os.CreateTemp(s.cfg.ImportDir, ".import-*")
 	if err != nil {
-		return "", "", 0, fmt.Errorf("The model could not be stored: %w", err)
+		return "", "", 0, failf("The model could not be stored: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
@@ -349,7 +349,7 @@ func (s *Service) copyIn(ctx context.Context, uri string) (string, string, int64
 		err = cerr
 	}
 	if err != nil {
-		return "", "", 0, fmt.Errorf("The model data source %s could not be copied: %w", uri, err)
+		return "", "", 0, failf("The model data source %s could not be copied: %w", uri, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	path := filepath.Join(s.cfg.ImportDir, sum+".gguf")
@@ -357,7 +357,7 @@ func (s *Service) copyIn(ctx context.Context, uri string) (string, string, int64
 		return path, sum, n, nil // the same content was imported before
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", "", 0, fmt.Errorf("The model could not be stored: %w", err)
+		return "", "", 0, failf("The model could not be stored: %w", err)
 	}
 	return path, sum, n, nil
 }
@@ -595,3 +595,7 @@ func (s *Service) closeImports() {
 	s.imp.stop()
 	s.imp.wg.Wait()
 }
+
+// failf makes an import job's failure message: a sentence for people, as
+// Bedrock words its messages (hence capitalised), wrapping any %w cause.
+func failf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -3,6 +3,7 @@ package genai
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +167,34 @@ func TestImportFailures(t *testing.T) {
 	}
 	if _, err := s.CreateImport(ctx, ImportRequest{ImportedModelName: "x", RoleArn: "r", SourceURI: notGGUF}); err == nil || !strings.Contains(err.Error(), "'jobName'") {
 		t.Fatalf("missing job name: %v", err)
+	}
+}
+
+// BenchmarkImport is one import job of stories260K from a local path:
+// copy with SHA-256, a check load, registration (the job's whole life).
+func BenchmarkImport(b *testing.B) {
+	s := newStoriesTB(b, Config{Concurrency: 1, ImportDir: filepath.Join(b.TempDir(), "imported")})
+	s.deps.Objects = objstore.NewResolver(nil)
+	ctx := context.Background()
+	src := testmodel.Stories260K(b)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("m%d", i)
+		if _, err := s.CreateImport(ctx, ImportRequest{JobName: name, ImportedModelName: name, RoleArn: "r", SourceURI: src}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			j, err := s.GetImportJob(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if j.Status == ImportFailed {
+				b.Fatal(j.Failure)
+			}
+			if j.Status == ImportCompleted {
+				break
+			}
+			time.Sleep(100 * time.Microsecond) // polling interval
+		}
 	}
 }
