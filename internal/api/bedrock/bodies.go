@@ -90,7 +90,7 @@ func schemaCheck(path string, raw map[string]json.RawMessage, fields []field, vi
 		at := path + "/" + f.name
 		got := jsonType(v)
 		want := f.kind
-		if want == "Number" && got == "Integer" {
+		if want == "Number" && (got == "Integer" || got == "BigDecimal") {
 			got = "Number"
 		}
 		if got != want {
