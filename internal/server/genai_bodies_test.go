@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,9 @@ import (
 	brtypes "github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/param"
 
 	"github.com/inferbox/inferbox/internal/config"
 )
@@ -244,6 +249,233 @@ func TestGenAIBodies(t *testing.T) {
 					ModelId: aws.String(tc.id), ContentType: aws.String("application/json"), Body: []byte(tc.body)})
 				if !errors.As(err, &ae) || ae.ErrorCode() != "ValidationException" || ae.ErrorMessage() != tc.want {
 					t.Errorf("stream: got %v\nwant ValidationException %q", err, tc.want)
+				}
+			})
+		}
+	})
+}
+
+// checkLogprobs checks one chat choice's logprobs against its content:
+// finite, non-positive values; alternatives most likely first with
+// probabilities summing to at most 1; under greedy decoding the sampled
+// token is the most likely one; bytes are the token's.
+func checkLogprobs(t *testing.T, lps []openai.ChatCompletionTokenLogprob, top int, greedy bool) {
+	t.Helper()
+	for i, lp := range lps {
+		if math.IsNaN(lp.Logprob) || math.IsInf(lp.Logprob, 0) || lp.Logprob > 0 {
+			t.Fatalf("token %d %q: logprob %v", i, lp.Token, lp.Logprob)
+		}
+		if string(bytesOf(lp.Bytes)) != lp.Token {
+			t.Errorf("token %d %q: bytes %v", i, lp.Token, lp.Bytes)
+		}
+		if len(lp.TopLogprobs) != top {
+			t.Fatalf("token %d: %d alternatives, want %d", i, len(lp.TopLogprobs), top)
+		}
+		var sum float64
+		for j, a := range lp.TopLogprobs {
+			if math.IsNaN(a.Logprob) || a.Logprob > 0 || (j > 0 && a.Logprob > lp.TopLogprobs[j-1].Logprob) {
+				t.Errorf("token %d: alternatives %+v", i, lp.TopLogprobs)
+			}
+			sum += math.Exp(a.Logprob)
+		}
+		if sum > 1+1e-9 {
+			t.Errorf("token %d: alternatives' probabilities sum to %v", i, sum)
+		}
+		if greedy && top > 0 && (lp.Logprob != lp.TopLogprobs[0].Logprob || lp.Token != lp.TopLogprobs[0].Token) {
+			t.Errorf("token %d %q (%v): greedy, yet the most likely is %+v", i, lp.Token, lp.Logprob, lp.TopLogprobs[0])
+		}
+	}
+}
+
+func bytesOf(b []int64) []byte {
+	out := make([]byte, len(b))
+	for i, v := range b {
+		out[i] = byte(v)
+	}
+	return out
+}
+
+func joinTokens(lps []openai.ChatCompletionTokenLogprob) string {
+	var s strings.Builder
+	for _, lp := range lps {
+		s.WriteString(lp.Token)
+	}
+	return s.String()
+}
+
+func TestGenAILogprobs(t *testing.T) {
+	_, url, _, _ := startGenAI(t, nil)
+	ctx := context.Background()
+	const id = "meta.stories260k"
+	client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("anysecret"), option.WithMaxRetries(0))
+	user := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Once upon a time")}
+	greedy := openai.ChatCompletionNewParams{Model: id, Messages: user, Temperature: openai.Float(0),
+		MaxCompletionTokens: openai.Int(30), Logprobs: openai.Bool(true), TopLogprobs: openai.Int(5)}
+
+	var want []openai.ChatCompletionTokenLogprob
+	t.Run("chat greedy", func(t *testing.T) {
+		resp, err := client.Chat.Completions.New(ctx, greedy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := resp.Choices[0]
+		want = c.Logprobs.Content
+		if len(want) != 30 || joinTokens(want) != c.Message.Content {
+			t.Fatalf("%d tokens join to %q, content %q", len(want), joinTokens(want), c.Message.Content)
+		}
+		checkLogprobs(t, want, 5, true)
+	})
+
+	t.Run("chat stream", func(t *testing.T) {
+		stream := client.Chat.Completions.NewStreaming(ctx, greedy)
+		var got []openai.ChatCompletionTokenLogprob
+		var text strings.Builder
+		for stream.Next() {
+			for _, ch := range stream.Current().Choices {
+				text.WriteString(ch.Delta.Content)
+				got = append(got, ch.Logprobs.Content...)
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) || joinTokens(got) != text.String() {
+			t.Fatalf("streamed %d tokens join to %q, text %q", len(got), joinTokens(got), text.String())
+		}
+		for i := range got {
+			if got[i].Token != want[i].Token || got[i].Logprob != want[i].Logprob || len(got[i].TopLogprobs) != 5 {
+				t.Errorf("token %d: streamed %+v, unstreamed %+v", i, got[i], want[i])
+			}
+		}
+	})
+
+	t.Run("chat seeded repeat", func(t *testing.T) {
+		p := openai.ChatCompletionNewParams{Model: id, Messages: user, Temperature: openai.Float(1.5), Seed: openai.Int(11),
+			MaxCompletionTokens: openai.Int(30), Logprobs: openai.Bool(true), TopLogprobs: openai.Int(3)}
+		a, err := client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		la, lb := a.Choices[0].Logprobs.Content, b.Choices[0].Logprobs.Content
+		checkLogprobs(t, la, 3, false)
+		if joinTokens(la) != a.Choices[0].Message.Content || len(la) != len(lb) {
+			t.Fatalf("tokens %q, content %q; %d vs %d tokens", joinTokens(la), a.Choices[0].Message.Content, len(la), len(lb))
+		}
+		for i := range la {
+			if la[i].Token != lb[i].Token || la[i].Logprob != lb[i].Logprob {
+				t.Errorf("token %d: %+v then %+v", i, la[i], lb[i])
+			}
+		}
+	})
+
+	t.Run("chat stop", func(t *testing.T) {
+		// " Lily" is a token of its own: the tokens end where the text does.
+		p := greedy
+		p.Stop = openai.ChatCompletionNewParamsStopUnion{OfString: openai.String(" Lily")}
+		resp, err := client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := resp.Choices[0]
+		if c.Message.Content != ", there was a little girl named" || joinTokens(c.Logprobs.Content) != c.Message.Content {
+			t.Errorf("content %q, tokens %q", c.Message.Content, joinTokens(c.Logprobs.Content))
+		}
+		// "Lily" cuts " Lily" after its space: that token gave text, so it
+		// stays; the tokens after the cut do not.
+		p.Stop = openai.ChatCompletionNewParamsStopUnion{OfString: openai.String("Lily")}
+		resp, err = client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = resp.Choices[0]
+		lps := c.Logprobs.Content
+		if c.Message.Content != ", there was a little girl named " || len(lps) == 0 || lps[len(lps)-1].Token != " Lily" ||
+			joinTokens(lps[:len(lps)-1])+" " != c.Message.Content {
+			t.Errorf("content %q, tokens %q", c.Message.Content, joinTokens(lps))
+		}
+	})
+
+	t.Run("completions", func(t *testing.T) {
+		p := openai.CompletionNewParams{Model: id, Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+			Temperature: openai.Float(0), MaxTokens: openai.Int(20), Logprobs: openai.Int(3)}
+		resp, err := client.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := resp.Choices[0]
+		lp := c.Logprobs
+		if len(lp.Tokens) != 20 || strings.Join(lp.Tokens, "") != c.Text || len(lp.TokenLogprobs) != 20 || len(lp.TopLogprobs) != 20 || len(lp.TextOffset) != 20 {
+			t.Fatalf("logprobs %+v for text %q", lp, c.Text)
+		}
+		off := 0
+		for i, tok := range lp.Tokens {
+			if lp.TextOffset[i] != int64(off) {
+				t.Errorf("token %d: text_offset %d, want %d", i, lp.TextOffset[i], off)
+			}
+			off += len([]rune(tok))
+			best := math.Inf(-1)
+			for _, v := range lp.TopLogprobs[i] {
+				best = max(best, v)
+			}
+			if n := len(lp.TopLogprobs[i]); n < 3 || n > 4 || lp.TokenLogprobs[i] != best || lp.TopLogprobs[i][tok] != best || best > 0 {
+				t.Errorf("token %d %q: logprob %v, alternatives %v", i, tok, lp.TokenLogprobs[i], lp.TopLogprobs[i])
+			}
+		}
+		// Streamed: the same tokens, offsets running on across chunks.
+		stream := client.Completions.NewStreaming(ctx, p)
+		var toks []string
+		var offs []int64
+		for stream.Next() {
+			for _, ch := range stream.Current().Choices {
+				toks = append(toks, ch.Logprobs.Tokens...)
+				offs = append(offs, ch.Logprobs.TextOffset...)
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(toks, lp.Tokens) || !slices.Equal(offs, lp.TextOffset) {
+			t.Errorf("streamed tokens %q offsets %v, want %q %v", toks, offs, lp.Tokens, lp.TextOffset)
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		noLogprobs := greedy
+		noLogprobs.Logprobs = param.Opt[bool]{}
+		tooMany := greedy
+		tooMany.TopLogprobs = openai.Int(21)
+		for _, tc := range []struct {
+			name, param, code, msg string
+			call                   func() error
+		}{
+			{"top_logprobs without logprobs", "top_logprobs", "", "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.", func() error {
+				_, err := client.Chat.Completions.New(ctx, noLogprobs)
+				return err
+			}},
+			{"top_logprobs 21", "top_logprobs", "integer_above_max_value", "Invalid 'top_logprobs': integer above maximum value. Expected a value <= 20, but got 21 instead.", func() error {
+				_, err := client.Chat.Completions.New(ctx, tooMany)
+				return err
+			}},
+			{"completions logprobs 6", "logprobs", "integer_above_max_value", "Invalid 'logprobs': integer above maximum value. Expected a value <= 5, but got 6 instead.", func() error {
+				_, err := client.Completions.New(ctx, openai.CompletionNewParams{Model: id, Logprobs: openai.Int(6),
+					Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("x")}})
+				return err
+			}},
+			{"completions logprobs -1", "logprobs", "integer_below_min_value", "Invalid 'logprobs': integer below minimum value. Expected a value >= 0, but got -1 instead.", func() error {
+				_, err := client.Completions.New(ctx, openai.CompletionNewParams{Model: id, Logprobs: openai.Int(-1),
+					Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("x")}})
+				return err
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var oe *openai.Error
+				err := tc.call()
+				if !errors.As(err, &oe) || oe.StatusCode != 400 || oe.Message != tc.msg || oe.Param != tc.param || oe.Code != tc.code || oe.Type != "invalid_request_error" {
+					t.Errorf("got %v, want 400 %q (param %s, code %q)", err, tc.msg, tc.param, tc.code)
 				}
 			})
 		}
