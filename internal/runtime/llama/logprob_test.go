@@ -94,3 +94,24 @@ func TestLogprobsOffAndRange(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkGenerateLogprobs is BenchmarkGenerate (threads=1) with
+// logprobs and 20 alternatives asked for every token: the cost of
+// asking, next to BenchmarkGenerate's cost of not asking.
+func BenchmarkGenerateLogprobs(b *testing.B) {
+	m := loadStories(b, 1)
+	prompt := m.Tokenizer().Encode("Once upon a time", true)
+	req := &GenerateRequest{Tokens: prompt, Params: Params{MaxTokens: 256 - len(prompt)}, Logprobs: true, TopLogprobs: MaxTopLogprobs}
+	tokens := 0
+	cpu0 := cpuSeconds()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		u, err := m.Generate(context.Background(), req, func(Token) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens += u.OutputTokens
+	}
+	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tok/s")
+	b.ReportMetric(float64(tokens)/(cpuSeconds()-cpu0), "tok/cpu-s")
+}
