@@ -1,10 +1,8 @@
 package bedrock
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/inferbox/inferbox/internal/api/awsproto"
 	"github.com/inferbox/inferbox/internal/genai"
@@ -31,48 +29,25 @@ type llamaReply struct {
 
 // parseLlama validates a Llama body the way Bedrock words schema errors.
 func parseLlama(body []byte, ctxLen int) (string, llama.Params, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return "", llama.Params{}, badf("Malformed input request, please reformat your input and try again.")
-	}
-	var viol []string
-	for k := range raw {
-		switch k {
-		case "prompt", "temperature", "top_p", "max_gen_len":
-		default:
-			viol = append(viol, "#: extraneous key ["+k+"] is not permitted")
-		}
-	}
-	var b llamaBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&b); err != nil {
-		return "", llama.Params{}, badf("Malformed input request: %s, please reformat your input and try again.", err.Error())
-	}
-	if b.Prompt == nil {
-		viol = append(viol, "#: required key [prompt] not found")
-	}
 	p := llama.Params{Temperature: 0.5, TopP: 0.9, MaxTokens: 512}
+	var b llamaBody
+	err := parseBody(body, []field{
+		{name: "prompt", kind: "String", required: true},
+		{name: "temperature", kind: "Number", min: 0, max: 1},
+		{name: "top_p", kind: "Number", min: 0, max: 1},
+		maxTokensField("max_gen_len", 1, ctxLen),
+	}, &b)
+	if err != nil {
+		return "", p, err
+	}
 	if b.Temperature != nil {
-		if *b.Temperature < 0 || *b.Temperature > 1 {
-			viol = append(viol, "#/temperature: "+num(*b.Temperature)+" is not in range [0, 1]")
-		}
 		p.Temperature = *b.Temperature
 	}
 	if b.TopP != nil {
-		if *b.TopP < 0 || *b.TopP > 1 {
-			viol = append(viol, "#/top_p: "+num(*b.TopP)+" is not in range [0, 1]")
-		}
 		p.TopP = *b.TopP // 0 or 1 disables, as AWS documents
 	}
 	if b.MaxGenLen != nil {
-		if *b.MaxGenLen < 1 || (ctxLen > 0 && *b.MaxGenLen > ctxLen) {
-			viol = append(viol, "#/max_gen_len: "+num(float64(*b.MaxGenLen))+" is not in range [1, "+num(float64(ctxLen))+"]")
-		}
 		p.MaxTokens = *b.MaxGenLen
-	}
-	if len(viol) > 0 {
-		return "", p, badf("Malformed input request: %d schema violations found, please reformat your input and try again. %s",
-			len(viol), strings.Join(viol, ", "))
 	}
 	return *b.Prompt, p, nil
 }
@@ -84,7 +59,8 @@ func num(f float64) string {
 
 func (h *Handler) caller(r *http.Request) string { return awsproto.Identify(r).AccessKeyID }
 
-// invoke is InvokeModel with the Meta Llama body.
+// invoke is InvokeModel with the model's provider body (bodies.go); the
+// token counts and latency also go out as X-Amzn-Bedrock-* headers.
 func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 	info, err := h.modelOf(r)
 	if err != nil {
@@ -96,7 +72,8 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	prompt, params, err := parseLlama(body, info.ContextLength)
+	pb := bodyFor(info)
+	prompt, params, err := pb.parse(body, info.ContextLength)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -108,14 +85,12 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setUsageHeaders(w, res)
-	in, reason := res.InputTokens, res.FinishReason
-	awsproto.WriteJSON(w, http.StatusOK, "application/json", llamaReply{
-		Generation: res.Text, PromptTokenCount: &in, GenerationTokenCount: res.OutputTokens, StopReason: &reason})
+	awsproto.WriteJSON(w, http.StatusOK, "application/json", pb.reply(res))
 }
 
 // invokeStream is InvokeModelWithResponseStream: each piece of text is a
-// chunk event carrying base64 JSON (the Llama stream chunk); the last
-// chunk carries stop_reason and amazon-bedrock-invocationMetrics.
+// chunk event carrying base64 JSON (the provider's stream chunk); the last
+// chunk carries the stop reason and amazon-bedrock-invocationMetrics.
 func (h *Handler) invokeStream(w http.ResponseWriter, r *http.Request) {
 	info, err := h.modelOf(r)
 	if err != nil {
@@ -127,13 +102,14 @@ func (h *Handler) invokeStream(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	prompt, params, err := parseLlama(body, info.ContextLength)
+	pb := bodyFor(info)
+	prompt, params, err := pb.parse(body, info.ContextLength)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
 	ev := newEventWriter(w, func(hd http.Header) { hd.Set("X-Amzn-Bedrock-Content-Type", "application/json") })
-	chunk := func(v llamaReply) error {
+	chunk := func(v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return err
@@ -145,18 +121,13 @@ func (h *Handler) invokeStream(w http.ResponseWriter, r *http.Request) {
 	res, err := h.svc.Generate(r.Context(), &genai.Request{ModelID: info.ID, Prompt: prompt, Params: params,
 		Caller: h.caller(r), API: "bedrock"}, func(text string) error {
 		n++
-		// Counts so far; prompt_token_count is null until the last chunk.
-		return chunk(llamaReply{Generation: text, GenerationTokenCount: n})
+		return chunk(pb.chunk(text, n))
 	})
 	if err != nil {
 		h.finishStream(w, ev, err)
 		return
 	}
-	in, reason := res.InputTokens, res.FinishReason
-	err = chunk(llamaReply{PromptTokenCount: &in, GenerationTokenCount: res.OutputTokens, StopReason: &reason,
-		Metrics: map[string]any{"inputTokenCount": res.InputTokens, "outputTokenCount": res.OutputTokens,
-			"invocationLatency": ms(res.Latency), "firstByteLatency": ms(res.Latency)}})
-	if err != nil {
+	if err := chunk(pb.last(res, invocationMetrics(res))); err != nil {
 		h.log.Debug("stream write failed", "err", err)
 	}
 }

@@ -10,7 +10,8 @@ import (
 
 type chatRequest struct {
 	sampling
-	Messages []struct {
+	TopLogprobs *int `json:"top_logprobs"`
+	Messages    []struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
@@ -96,6 +97,11 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	withLogprobs, top, err := chatLogprobsParams(req.Logprobs, req.TopLogprobs)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	msgs, err := chatMessages(&req)
 	if err != nil {
 		writeError(w, err)
@@ -108,6 +114,7 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		for i := range n {
 			g := h.request(r, info.ID, choiceParams(p, i))
 			g.Messages = msgs
+			g.Logprobs, g.TopLogprobs = withLogprobs, top
 			res, err := h.svc.Generate(r.Context(), g, nil)
 			if err != nil {
 				writeError(w, err)
@@ -115,8 +122,12 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			}
 			u.add(res)
 			fr := finishReason(res)
-			base.Choices = append(base.Choices, chatChoice{Index: i, FinishReason: &fr,
-				Message: map[string]any{"role": "assistant", "content": res.Text, "refusal": nil}})
+			c := chatChoice{Index: i, FinishReason: &fr,
+				Message: map[string]any{"role": "assistant", "content": res.Text, "refusal": nil}}
+			if withLogprobs {
+				c.Logprobs = chatLogprobsOf(res.Logprobs)
+			}
+			base.Choices = append(base.Choices, c)
 		}
 		base.Usage = &u
 		writeJSON(w, http.StatusOK, base)
@@ -133,6 +144,10 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	for i := range n {
 		g := h.request(r, info.ID, choiceParams(p, i))
 		g.Messages = msgs
+		// Log-probabilities go out with the text piece their tokens begin.
+		var pending []genai.TokenLogprob
+		g.Logprobs, g.TopLogprobs = withLogprobs, top
+		g.OnLogprobs = func(t []genai.TokenLogprob) { pending = append(pending, t...) }
 		// The role chunk goes out with the first text (or the end), so a
 		// request refused before generating is an ordinary error reply.
 		began := false
@@ -147,7 +162,12 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			if err := begin(); err != nil {
 				return err
 			}
-			return chunk(chatChoice{Index: i, Delta: map[string]any{"content": text}})
+			c := chatChoice{Index: i, Delta: map[string]any{"content": text}}
+			if withLogprobs {
+				c.Logprobs = chatLogprobsOf(pending)
+				pending = pending[:0]
+			}
+			return chunk(c)
 		})
 		if err != nil {
 			out.fail(err)

@@ -3,6 +3,8 @@ package openai
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/inferbox/inferbox/internal/genai"
 )
 
 type completionRequest struct {
@@ -54,6 +56,11 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	withLogprobs, top, err := completionLogprobsParams(req.Logprobs)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	ps, err := prompts(req.Prompt)
 	if err != nil {
 		writeError(w, err)
@@ -69,11 +76,22 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 			idx := pi*n + i
 			g := h.request(r, info.ID, choiceParams(p, i))
 			g.Prompt = prompt
+			g.Logprobs, g.TopLogprobs = withLogprobs, top
 			var emit func(string) error
 			if req.Stream {
+				// Log-probabilities go out with the text piece their
+				// tokens begin; text offsets run on across chunks.
+				var pending []genai.TokenLogprob
+				offset := 0
+				g.OnLogprobs = func(t []genai.TokenLogprob) { pending = append(pending, t...) }
 				emit = func(text string) error {
 					c := base
-					c.Choices = []completionChoice{{Index: idx, Text: text}}
+					ch := completionChoice{Index: idx, Text: text}
+					if withLogprobs {
+						ch.Logprobs, offset = completionLogprobsOf(pending, offset)
+						pending = pending[:0]
+					}
+					c.Choices = []completionChoice{ch}
 					return out.send(c)
 				}
 			}
@@ -95,7 +113,11 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 			} else {
-				base.Choices = append(base.Choices, completionChoice{Index: idx, Text: res.Text, FinishReason: &fr})
+				ch := completionChoice{Index: idx, Text: res.Text, FinishReason: &fr}
+				if withLogprobs {
+					ch.Logprobs, _ = completionLogprobsOf(res.Logprobs, 0)
+				}
+				base.Choices = append(base.Choices, ch)
 			}
 		}
 		total.PromptTokens += u.PromptTokens

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/inferbox/inferbox/internal/genai"
 	"github.com/inferbox/inferbox/internal/runtime/llama"
@@ -27,6 +28,42 @@ type sampling struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+}
+
+func intRangeErr(param string, v, lo, hi int) error {
+	if v < lo {
+		return &apiError{status: 400, typ: "invalid_request_error", param: param, code: "integer_below_min_value",
+			msg: fmt.Sprintf("Invalid '%s': integer below minimum value. Expected a value >= %d, but got %d instead.", param, lo, v)}
+	}
+	if v > hi {
+		return &apiError{status: 400, typ: "invalid_request_error", param: param, code: "integer_above_max_value",
+			msg: fmt.Sprintf("Invalid '%s': integer above maximum value. Expected a value <= %d, but got %d instead.", param, hi, v)}
+	}
+	return nil
+}
+
+func typeErr(param, want, got string) error {
+	return &apiError{status: 400, typ: "invalid_request_error", param: param, code: "invalid_type",
+		msg: fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, want, got)}
+}
+
+// jsonKind names a JSON value's type as OpenAI's type errors do.
+func jsonKind(raw json.RawMessage) string {
+	switch {
+	case len(raw) == 0:
+		return "nothing"
+	case raw[0] == '"':
+		return "a string"
+	case raw[0] == '[':
+		return "an array"
+	case raw[0] == '{':
+		return "an object"
+	case raw[0] == 't' || raw[0] == 'f':
+		return "a boolean"
+	case raw[0] == 'n':
+		return "null"
+	}
+	return "a number"
 }
 
 func rangeErr(param string, v, lo, hi float64) error {
@@ -118,9 +155,6 @@ func (h *Handler) params(s *sampling, defaultMax int) (genai.Info, llama.Params,
 				return info, p, 0, invalid("stop", "Invalid 'stop': stop sequences must not be empty.")
 			}
 		}
-	}
-	if len(s.Logprobs) > 0 && string(s.Logprobs) != "null" && string(s.Logprobs) != "false" && string(s.Logprobs) != "0" {
-		return info, p, 0, invalid("logprobs", "logprobs are not supported by this server.")
 	}
 	n := 1
 	if s.N != nil {
@@ -216,4 +250,119 @@ func (s *sse) fail(err error) {
 		return
 	}
 	_ = s.send(map[string]any{"error": toAPIError(err).body()})
+}
+
+// Log-probabilities on the wire. The values are the engine's: the
+// log-softmax of the model's raw logits (before penalties, temperature
+// and filters), for the tokens of the returned text.
+
+// chatLogprobsParams reads chat's logprobs (a boolean) and top_logprobs
+// (0–20, only with logprobs).
+func chatLogprobsParams(raw json.RawMessage, top *int) (bool, int, error) {
+	on := false
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &on); err != nil {
+			return false, 0, typeErr("logprobs", "a boolean", jsonKind(raw))
+		}
+	}
+	if top == nil {
+		return on, 0, nil
+	}
+	if !on {
+		return false, 0, invalid("top_logprobs", "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.")
+	}
+	if err := intRangeErr("top_logprobs", *top, 0, 20); err != nil {
+		return false, 0, err
+	}
+	return true, *top, nil
+}
+
+// completionLogprobsParams reads /v1/completions' logprobs: an integer in
+// [0, 5], the number of alternatives besides the sampled token.
+func completionLogprobsParams(raw json.RawMessage) (bool, int, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return false, 0, nil
+	}
+	var n int
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return false, 0, typeErr("logprobs", "an integer", jsonKind(raw))
+	}
+	if err := intRangeErr("logprobs", n, 0, 5); err != nil {
+		return false, 0, err
+	}
+	return true, n, nil
+}
+
+type topLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
+}
+
+type tokenLogprob struct {
+	Token       string       `json:"token"`
+	Logprob     float64      `json:"logprob"`
+	Bytes       []int        `json:"bytes"`
+	TopLogprobs []topLogprob `json:"top_logprobs"`
+}
+
+type chatLogprobs struct {
+	Content []tokenLogprob `json:"content"`
+	Refusal []tokenLogprob `json:"refusal"`
+}
+
+// byteList is OpenAI's bytes field: the token's UTF-8 bytes as integers
+// (a token can hold part of a character).
+func byteList(s string) []int {
+	out := make([]int, len(s))
+	for i := 0; i < len(s); i++ {
+		out[i] = int(s[i])
+	}
+	return out
+}
+
+// chatLogprobsOf renders tokens as a chat choice's logprobs.
+func chatLogprobsOf(tokens []genai.TokenLogprob) *chatLogprobs {
+	out := &chatLogprobs{Content: make([]tokenLogprob, 0, len(tokens))}
+	for _, t := range tokens {
+		tl := tokenLogprob{Token: t.Token, Logprob: t.Logprob, Bytes: byteList(t.Token), TopLogprobs: make([]topLogprob, 0, len(t.Top))}
+		for _, a := range t.Top {
+			tl.TopLogprobs = append(tl.TopLogprobs, topLogprob{Token: a.Token, Logprob: a.Logprob, Bytes: byteList(a.Token)})
+		}
+		out.Content = append(out.Content, tl)
+	}
+	return out
+}
+
+// completionLogprobs is /v1/completions' logprobs object. top_logprobs
+// maps token text to logprob: the n alternatives plus the sampled token,
+// as vLLM answers (OpenAI: "up to logprobs+1 elements").
+type completionLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
+}
+
+// completionLogprobsOf renders tokens; offset is the character offset of
+// the first token in the choice's text (streams continue from the last).
+func completionLogprobsOf(tokens []genai.TokenLogprob, offset int) (*completionLogprobs, int) {
+	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+	for _, t := range tokens {
+		out.Tokens = append(out.Tokens, t.Token)
+		out.TokenLogprobs = append(out.TokenLogprobs, t.Logprob)
+		top := make(map[string]float64, len(t.Top)+1)
+		for _, a := range t.Top {
+			if _, dup := top[a.Token]; !dup {
+				top[a.Token] = a.Logprob
+			}
+		}
+		if _, ok := top[t.Token]; !ok {
+			top[t.Token] = t.Logprob
+		}
+		out.TopLogprobs = append(out.TopLogprobs, top)
+		out.TextOffset = append(out.TextOffset, offset)
+		offset += utf8.RuneCountInString(t.Token)
+	}
+	return out, offset
 }

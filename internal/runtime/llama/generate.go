@@ -54,6 +54,23 @@ type GenerateRequest struct {
 	Prompt string
 	Tokens []int
 	Params Params
+	// Logprobs asks for each generated token's log-probability in
+	// Token.Logprob; TopLogprobs (0 to MaxTopLogprobs) for that many most
+	// likely alternatives in Token.Top. Both are taken from the model's
+	// raw distribution: the log-softmax of the logits before penalties,
+	// temperature and filters (what vLLM reports by default and OpenAI
+	// documents). When Logprobs is false nothing is computed.
+	Logprobs    bool
+	TopLogprobs int
+}
+
+// MaxTopLogprobs bounds GenerateRequest.TopLogprobs (OpenAI's limit).
+const MaxTopLogprobs = 20
+
+// TokenLogprob is one token and its log-probability.
+type TokenLogprob struct {
+	ID      int
+	Logprob float64
 }
 
 // Token is one generated token and the text it released. Text can be
@@ -65,6 +82,10 @@ type Token struct {
 	Text string
 	// Last is set on the generation's final token.
 	Last bool
+	// Logprob is ID's log-probability and Top the most likely tokens,
+	// most likely first, when GenerateRequest.Logprobs asks for them.
+	Logprob float64
+	Top     []TokenLogprob
 }
 
 // Usage reports a finished generation.
@@ -139,6 +160,9 @@ func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(To
 	if err := p.Validate(); err != nil {
 		return u, runtime.BadInput("%s", err.Error())
 	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > MaxTopLogprobs {
+		return u, runtime.BadInput("invalid top_logprobs %d: must be in [0, %d]", req.TopLogprobs, MaxTopLogprobs)
+	}
 	tokens := req.Tokens
 	if tokens == nil {
 		tokens = m.tok.Encode(req.Prompt, true)
@@ -181,6 +205,11 @@ func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(To
 			return u, err
 		}
 		id := smp.sample(s.logits, history)
+		var lp float64
+		var top []TokenLogprob
+		if req.Logprobs {
+			lp, top = logprobs(s.logits, id, req.TopLogprobs)
+		}
 		u.OutputTokens++
 		history = append(history, id)
 		last := false
@@ -202,7 +231,7 @@ func (m *Model) Generate(ctx context.Context, req *GenerateRequest, emit func(To
 			text += out.flush()
 		}
 		b.away() // emit may block on a slow reader: others must not wait for it
-		err := emit(Token{ID: id, Text: text, Last: last})
+		err := emit(Token{ID: id, Text: text, Last: last, Logprob: lp, Top: top})
 		b.back()
 		if err != nil {
 			return u, err
