@@ -1,6 +1,7 @@
 // Package bedrock serves the Amazon Bedrock wire APIs over the genai
-// service: the runtime (InvokeModel with the Meta Llama body,
-// InvokeModelWithResponseStream, Converse, ConverseStream) and the
+// service: the runtime (InvokeModel and InvokeModelWithResponseStream
+// with the Meta Llama, Amazon Titan Text and Mistral bodies (bodies.go),
+// Converse, ConverseStream), batch inference jobs (batch.go) and the
 // control plane's foundation-model catalog (ListFoundationModels,
 // GetFoundationModel), provisioned throughput and custom model import
 // (import.go). Both are REST JSON signed as service "bedrock".
