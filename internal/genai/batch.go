@@ -5,8 +5,9 @@ package genai
 // serves interactive requests first), metered in ModeBatch. The job
 // lifecycle lives here; what a record line means and how outputs are
 // written is a BatchFormat's business (api/bedrock, api/openai). Jobs are
-// stored in the catalog and resumed at start-up: a job that was running
-// when the server stopped runs again from its first record.
+// stored in the catalog and resumed at start-up; with WithParts, a job that
+// was running when the server stopped skips the records it had finished
+// (batchparts.go), otherwise it runs again from its first record.
 
 import (
 	"bufio"
@@ -57,6 +58,14 @@ type BatchFormat interface {
 	Write(ctx context.Context, job *catalog.ModelJob, inputName string, records []BatchRecord) error
 }
 
+// BatchValidator is implemented by a format that checks a whole input
+// before any record runs (OpenAI fails a batch whose custom_ids repeat).
+// An error fails the job with its message; Validate may record details in
+// job.Extra, which is stored with the failure.
+type BatchValidator interface {
+	Validate(ctx context.Context, job *catalog.ModelJob, lines [][]byte) error
+}
+
 // Batches runs batch jobs. Start resumes stored jobs; Close stops them
 // (they stay in their status, to resume at the next start).
 type Batches struct {
@@ -65,6 +74,7 @@ type Batches struct {
 	formats map[string]BatchFormat
 	log     *slog.Logger
 	workers int
+	parts   string // prefix URI of the jobs' progress parts; "": none (batchparts.go)
 
 	mu      sync.Mutex
 	running map[string]*batchRun
@@ -265,15 +275,51 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		finish(catalog.ModelJobFailed, err.Error())
 		return
 	}
-	j.Status = catalog.ModelJobScheduled
-	j.Counts = catalog.ModelJobCounts{Total: len(lines)}
-	b.put(j)
-	now := time.Now().UTC()
-	j.Status, j.StartTime = catalog.ModelJobInProgress, &now
-	b.put(j)
-
+	if v, ok := format.(BatchValidator); ok {
+		if err := v.Validate(ctx, j, lines); err != nil {
+			if b.shuttingDown(r) {
+				return
+			}
+			finish(catalog.ModelJobFailed, err.Error())
+			return
+		}
+	}
 	records := make([]BatchRecord, len(lines))
 	done := make([]bool, len(lines))
+	parts, err := b.loadParts(ctx, j.ID, records, done)
+	if err != nil {
+		if b.shuttingDown(r) {
+			return
+		}
+		finish(catalog.ModelJobFailed, err.Error())
+		return
+	}
+	if parts > 0 {
+		b.log.Info("batch job resumes after its finished records", "job", j.ID, "finished", countsOf(records, done).Processed, "total", len(lines))
+	}
+	j.Status = catalog.ModelJobScheduled
+	j.Counts = countsOf(records, done)
+	b.put(j)
+	if j.StartTime == nil {
+		now := time.Now().UTC()
+		j.StartTime = &now
+	}
+	j.Status = catalog.ModelJobInProgress
+	b.put(j)
+
+	// Finished records go to a part object every partEvery records (and
+	// when the run ends, however it ends), so a restart does not redo them.
+	var pending []partRecord
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		if err := b.writePart(context.WithoutCancel(ctx), j.ID, parts, pending); err != nil {
+			b.log.Error("store batch progress", "job", j.ID, "err", err)
+		}
+		parts++
+		pending = nil
+	}
 	var mu sync.Mutex
 	next := 0
 	var wg sync.WaitGroup
@@ -283,6 +329,9 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 			defer wg.Done()
 			for {
 				mu.Lock()
+				for next < len(lines) && done[next] {
+					next++
+				}
 				i := next
 				next++
 				mu.Unlock()
@@ -290,20 +339,15 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 					return
 				}
 				rec := format.Record(ctx, j, i, lines[i])
-				if ctx.Err() != nil {
-					return // interrupted: not counted
+				if ctx.Err() != nil && rec.Failed {
+					return // interrupted: not counted, runs again
 				}
 				mu.Lock()
 				records[i], done[i] = rec, true
-				j.Counts.Processed++
-				if rec.Failed {
-					j.Counts.Errors++
-				} else {
-					j.Counts.Success++
-				}
-				j.Counts.InputTokens += rec.InputTokens
-				j.Counts.OutputTokens += rec.OutputTokens
-				if j.Counts.Processed%8 == 0 {
+				addCount(&j.Counts, rec)
+				pending = append(pending, partRecord{I: i, Failed: rec.Failed, In: rec.InputTokens, Out: rec.OutputTokens, Line: rec.Line})
+				if len(pending) >= partEvery {
+					flush()
 					b.put(j)
 				}
 				mu.Unlock()
@@ -311,7 +355,9 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		}()
 	}
 	wg.Wait()
+	flush()
 	if b.shuttingDown(r) {
+		b.put(j) // the counts so far; the status stays, to resume
 		return
 	}
 	var out []BatchRecord
@@ -332,6 +378,7 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		return
 	}
 	finish(status, "")
+	b.dropParts(context.WithoutCancel(ctx), j.ID)
 }
 
 // readInput reads the JSONL input: one object, or the first .jsonl object
