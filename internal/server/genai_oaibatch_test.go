@@ -423,6 +423,7 @@ func TestGenAIOpenAIBatchResume(t *testing.T) {
 	}
 	stop()
 	all, after := countBatchRows(t, data, "openai", restart)
+	t.Logf("%d of %d requests done before the restart, %d generated after it, %d in all", before.RequestCounts.Completed, n, after, all)
 	if all != n || after == 0 || after > n-int(before.RequestCounts.Completed) {
 		t.Errorf("ledger: %d generations (%d after the restart, %d done before it); want %d, each once", all, after, before.RequestCounts.Completed, n)
 	}
@@ -469,6 +470,7 @@ func TestGenAIBatchResumeBedrock(t *testing.T) {
 	}
 	stop()
 	all, after := countBatchRows(t, data, "bedrock", restart)
+	t.Logf("%d of %d records done before the restart, %d generated after it, %d in all", processed, n, after, all)
 	if all != n || after == 0 || int64(after) > n-processed {
 		t.Errorf("ledger: %d generations (%d after the restart, %d done before it); want %d, each once", all, after, processed, n)
 	}
