@@ -111,7 +111,8 @@ func NewJobID() string {
 	return string(b)
 }
 
-// Submit stores j (status Submitted) and starts it.
+// Submit stores j (status Submitted) and starts it; j stays the
+// caller's (the job runs on a copy).
 func (b *Batches) Submit(ctx context.Context, j *catalog.ModelJob) error {
 	if _, ok := b.formats[j.Kind]; !ok {
 		return fmt.Errorf("batch job kind %q: no format", j.Kind)
@@ -121,7 +122,8 @@ func (b *Batches) Submit(ctx context.Context, j *catalog.ModelJob) error {
 	if err := b.store.CreateModelJob(ctx, j); err != nil {
 		return err
 	}
-	b.start(j)
+	run := *j // the runner's own copy: the caller goes on reading j
+	b.start(&run)
 	return nil
 }
 
