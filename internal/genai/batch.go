@@ -244,6 +244,15 @@ func (b *Batches) put(j *catalog.ModelJob) {
 	}
 }
 
+// save persists a running job's progress; a job asked to stop stays
+// Stopping whatever step it is at.
+func (b *Batches) save(j *catalog.ModelJob, r *batchRun) {
+	if b.isStopped(r) && !catalog.ModelJobTerminal(j.Status) {
+		j.Status = catalog.ModelJobStopping
+	}
+	b.put(j)
+}
+
 func (b *Batches) shuttingDown(r *batchRun) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -263,26 +272,31 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		j.Status, j.Message, j.EndTime = status, msg, &now
 		b.put(j)
 	}
+	// abort ends a job that cannot run: Failed, or Stopped when it was
+	// asked to stop (its context is cancelled, which may be why it failed).
+	abort := func(msg string) {
+		switch {
+		case b.shuttingDown(r):
+		case b.isStopped(r):
+			finish(catalog.ModelJobStopped, "")
+		default:
+			finish(catalog.ModelJobFailed, msg)
+		}
+	}
 	if ctx.Err() != nil && !b.isStopped(r) && !b.shuttingDown(r) {
 		finish(catalog.ModelJobExpired, "The job was scheduled but did not begin before its timeout.")
 		return
 	}
 	j.Status = catalog.ModelJobValidating
-	b.put(j)
+	b.save(j, r)
 	lines, name, err := b.readInput(ctx, j.InputURI)
 	if err != nil {
-		if b.shuttingDown(r) {
-			return
-		}
-		finish(catalog.ModelJobFailed, err.Error())
+		abort(err.Error())
 		return
 	}
 	if v, ok := format.(BatchValidator); ok {
 		if err := v.Validate(ctx, j, lines); err != nil {
-			if b.shuttingDown(r) {
-				return
-			}
-			finish(catalog.ModelJobFailed, err.Error())
+			abort(err.Error())
 			return
 		}
 	}
@@ -290,10 +304,7 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 	done := make([]bool, len(lines))
 	parts, err := b.loadParts(ctx, j.ID, records, done)
 	if err != nil {
-		if b.shuttingDown(r) {
-			return
-		}
-		finish(catalog.ModelJobFailed, err.Error())
+		abort(err.Error())
 		return
 	}
 	if parts > 0 {
@@ -301,13 +312,13 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 	}
 	j.Status = catalog.ModelJobScheduled
 	j.Counts = countsOf(records, done)
-	b.put(j)
+	b.save(j, r)
 	if j.StartTime == nil {
 		now := time.Now().UTC()
 		j.StartTime = &now
 	}
 	j.Status = catalog.ModelJobInProgress
-	b.put(j)
+	b.save(j, r)
 
 	// Finished records go to a part object every partEvery records (and
 	// when the run ends, however it ends), so a restart does not redo them.
@@ -350,7 +361,7 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 				pending = append(pending, partRecord{I: i, Failed: rec.Failed, In: rec.InputTokens, Out: rec.OutputTokens, Line: rec.Line})
 				if len(pending) >= partEvery {
 					flush()
-					b.put(j)
+					b.save(j, r)
 				}
 				mu.Unlock()
 			}
@@ -359,7 +370,7 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 	wg.Wait()
 	flush()
 	if b.shuttingDown(r) {
-		b.put(j) // the counts so far; the status stays, to resume
+		b.save(j, r) // the counts so far; the status stays, to resume
 		return
 	}
 	var out []BatchRecord

@@ -160,6 +160,9 @@ func TestGenAIOpenAIBatch(t *testing.T) {
 	if rc := done.RequestCounts; rc.Total != 13 || rc.Completed != 10 || rc.Failed != 3 {
 		t.Errorf("request counts %+v", rc)
 	}
+	if u := done.Usage; u.OutputTokens != 95 || u.InputTokens <= 0 || u.TotalTokens != u.InputTokens+u.OutputTokens {
+		t.Errorf("usage %+v: want the 10 requests' 5+6+…+14 = 95 output tokens", u)
+	}
 	if done.OutputFileID == "" || done.ErrorFileID == "" || done.CompletedAt == 0 || done.InProgressAt == 0 || done.FailedAt != 0 {
 		t.Errorf("finished batch %s", done.RawJSON())
 	}

@@ -239,6 +239,11 @@ func batchView(j *catalog.ModelJob) map[string]any {
 		"cancelling_at": nil, "cancelled_at": nil,
 		"request_counts": map[string]int{"total": j.Counts.Total, "completed": j.Counts.Success, "failed": j.Counts.Errors},
 		"metadata":       x.Metadata,
+		"usage": map[string]any{
+			"input_tokens": j.Counts.InputTokens, "input_tokens_details": map[string]int{"cached_tokens": 0},
+			"output_tokens": j.Counts.OutputTokens, "output_tokens_details": map[string]int{"reasoning_tokens": 0},
+			"total_tokens": j.Counts.InputTokens + j.Counts.OutputTokens,
+		},
 	}
 	if x.OutputFileID != "" {
 		v["output_file_id"] = x.OutputFileID
