@@ -42,6 +42,7 @@ type files struct {
 	meta    FileStore
 	objects objstore.Store
 	prefix  string // where file bytes live, ending in "/"
+	limit   int64  // the largest upload: MaxFileBytes
 }
 
 // WithFiles serves the Files API: metadata in meta, bytes in objects under
@@ -50,7 +51,7 @@ func (h *Handler) WithFiles(meta FileStore, objects objstore.Store, prefixURI st
 	if prefixURI != "" && prefixURI[len(prefixURI)-1] != '/' {
 		prefixURI += "/"
 	}
-	h.files = &files{meta: meta, objects: objects, prefix: prefixURI}
+	h.files = &files{meta: meta, objects: objects, prefix: prefixURI, limit: MaxFileBytes}
 	h.mux.HandleFunc("POST /v1/files", h.uploadFile)
 	h.mux.HandleFunc("GET /v1/files", h.listFiles)
 	h.mux.HandleFunc("GET /v1/files/{id}", h.getFile)
@@ -93,14 +94,15 @@ func tooLarge() *apiError {
 var errTooLarge = errors.New("openai: file too large")
 
 type capped struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	limit int64
 }
 
 func (c *capped) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
-	if c.n > MaxFileBytes {
+	if c.n > c.limit {
 		return n, errTooLarge
 	}
 	return n, err
@@ -110,7 +112,7 @@ func (c *capped) Read(p []byte) (int, error) {
 // may come before or after it (an unknown purpose removes the stored
 // bytes).
 func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > MaxFileBytes+1<<20 {
+	if r.ContentLength > h.files.limit+1<<20 {
 		writeError(w, tooLarge())
 		return
 	}
@@ -154,9 +156,9 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 			if f.Filename == "" {
 				f.Filename = "file"
 			}
-			c := &capped{r: part}
+			c := &capped{r: part, limit: h.files.limit}
 			info, err := h.files.objects.Put(r.Context(), f.URI, c, objstore.PutOptions{ContentType: "application/octet-stream", Size: -1})
-			if errors.Is(err, errTooLarge) || c.n > MaxFileBytes {
+			if errors.Is(err, errTooLarge) || c.n > h.files.limit {
 				fail(tooLarge())
 				return
 			}
