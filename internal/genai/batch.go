@@ -333,6 +333,8 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		parts++
 		pending = nil
 	}
+	// Lock order: mu (this run's records and counts) before b.mu (save
+	// reads whether the job was asked to stop).
 	var mu sync.Mutex
 	next := 0
 	var wg sync.WaitGroup
