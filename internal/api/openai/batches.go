@@ -29,8 +29,10 @@ const BatchKind = "openai"
 // maxBatchRequests is OpenAI's limit on requests in one batch input file.
 const maxBatchRequests = 50000
 
-// batchEndpoints are the endpoints a batch may target.
-var batchEndpoints = map[string]bool{"/v1/chat/completions": true, "/v1/completions": true}
+// batchEndpoint reports whether a batch may target endpoint.
+func batchEndpoint(endpoint string) bool {
+	return endpoint == "/v1/chat/completions" || endpoint == "/v1/completions"
+}
 
 // batchExtra is what an OpenAI batch keeps in catalog.ModelJob.Extra.
 type batchExtra struct {
@@ -91,7 +93,7 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request) {
 	case req.Endpoint == "":
 		writeError(w, invalid("endpoint", "Missing required parameter: 'endpoint'."))
 		return
-	case !batchEndpoints[req.Endpoint]:
+	case !batchEndpoint(req.Endpoint):
 		writeError(w, invalid("endpoint", "Invalid value for 'endpoint': '%s'. Supported values are: '/v1/chat/completions' and '/v1/completions'.", req.Endpoint))
 		return
 	case req.CompletionWindow != "24h":
