@@ -5,8 +5,9 @@ package genai
 // serves interactive requests first), metered in ModeBatch. The job
 // lifecycle lives here; what a record line means and how outputs are
 // written is a BatchFormat's business (api/bedrock, api/openai). Jobs are
-// stored in the catalog and resumed at start-up: a job that was running
-// when the server stopped runs again from its first record.
+// stored in the catalog and resumed at start-up; with WithParts, a job that
+// was running when the server stopped skips the records it had finished
+// (batchparts.go), otherwise it runs again from its first record.
 
 import (
 	"bufio"
@@ -57,6 +58,14 @@ type BatchFormat interface {
 	Write(ctx context.Context, job *catalog.ModelJob, inputName string, records []BatchRecord) error
 }
 
+// BatchValidator is implemented by a format that checks a whole input
+// before any record runs (OpenAI fails a batch whose custom_ids repeat).
+// An error fails the job with its message; Validate may record details in
+// job.Extra, which is stored with the failure.
+type BatchValidator interface {
+	Validate(ctx context.Context, job *catalog.ModelJob, lines [][]byte) error
+}
+
 // Batches runs batch jobs. Start resumes stored jobs; Close stops them
 // (they stay in their status, to resume at the next start).
 type Batches struct {
@@ -65,6 +74,7 @@ type Batches struct {
 	formats map[string]BatchFormat
 	log     *slog.Logger
 	workers int
+	parts   string // prefix URI of the jobs' progress parts; "": none (batchparts.go)
 
 	mu      sync.Mutex
 	running map[string]*batchRun
@@ -101,7 +111,8 @@ func NewJobID() string {
 	return string(b)
 }
 
-// Submit stores j (status Submitted) and starts it.
+// Submit stores j (status Submitted) and starts it; j stays the
+// caller's (the job runs on a copy).
 func (b *Batches) Submit(ctx context.Context, j *catalog.ModelJob) error {
 	if _, ok := b.formats[j.Kind]; !ok {
 		return fmt.Errorf("batch job kind %q: no format", j.Kind)
@@ -111,7 +122,8 @@ func (b *Batches) Submit(ctx context.Context, j *catalog.ModelJob) error {
 	if err := b.store.CreateModelJob(ctx, j); err != nil {
 		return err
 	}
-	b.start(j)
+	run := *j // the runner's own copy: the caller goes on reading j
+	b.start(&run)
 	return nil
 }
 
@@ -232,6 +244,15 @@ func (b *Batches) put(j *catalog.ModelJob) {
 	}
 }
 
+// save persists a running job's progress; a job asked to stop stays
+// Stopping whatever step it is at.
+func (b *Batches) save(j *catalog.ModelJob, r *batchRun) {
+	if b.isStopped(r) && !catalog.ModelJobTerminal(j.Status) {
+		j.Status = catalog.ModelJobStopping
+	}
+	b.put(j)
+}
+
 func (b *Batches) shuttingDown(r *batchRun) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -251,29 +272,69 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		j.Status, j.Message, j.EndTime = status, msg, &now
 		b.put(j)
 	}
+	// abort ends a job that cannot run: Failed, or Stopped when it was
+	// asked to stop (its context is cancelled, which may be why it failed).
+	abort := func(msg string) {
+		switch {
+		case b.shuttingDown(r):
+		case b.isStopped(r):
+			finish(catalog.ModelJobStopped, "")
+		default:
+			finish(catalog.ModelJobFailed, msg)
+		}
+	}
 	if ctx.Err() != nil && !b.isStopped(r) && !b.shuttingDown(r) {
 		finish(catalog.ModelJobExpired, "The job was scheduled but did not begin before its timeout.")
 		return
 	}
 	j.Status = catalog.ModelJobValidating
-	b.put(j)
+	b.save(j, r)
 	lines, name, err := b.readInput(ctx, j.InputURI)
 	if err != nil {
-		if b.shuttingDown(r) {
-			return
-		}
-		finish(catalog.ModelJobFailed, err.Error())
+		abort(err.Error())
 		return
 	}
-	j.Status = catalog.ModelJobScheduled
-	j.Counts = catalog.ModelJobCounts{Total: len(lines)}
-	b.put(j)
-	now := time.Now().UTC()
-	j.Status, j.StartTime = catalog.ModelJobInProgress, &now
-	b.put(j)
-
+	if v, ok := format.(BatchValidator); ok {
+		if err := v.Validate(ctx, j, lines); err != nil {
+			abort(err.Error())
+			return
+		}
+	}
 	records := make([]BatchRecord, len(lines))
 	done := make([]bool, len(lines))
+	parts, err := b.loadParts(ctx, j.ID, records, done)
+	if err != nil {
+		abort(err.Error())
+		return
+	}
+	if parts > 0 {
+		b.log.Info("batch job resumes after its finished records", "job", j.ID, "finished", countsOf(records, done).Processed, "total", len(lines))
+	}
+	j.Status = catalog.ModelJobScheduled
+	j.Counts = countsOf(records, done)
+	b.save(j, r)
+	if j.StartTime == nil {
+		now := time.Now().UTC()
+		j.StartTime = &now
+	}
+	j.Status = catalog.ModelJobInProgress
+	b.save(j, r)
+
+	// Finished records go to a part object every partEvery records (and
+	// when the run ends, however it ends), so a restart does not redo them.
+	var pending []partRecord
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		if err := b.writePart(context.WithoutCancel(ctx), j.ID, parts, pending); err != nil {
+			b.log.Error("store batch progress", "job", j.ID, "err", err)
+		}
+		parts++
+		pending = nil
+	}
+	// Lock order: mu (this run's records and counts) before b.mu (save
+	// reads whether the job was asked to stop).
 	var mu sync.Mutex
 	next := 0
 	var wg sync.WaitGroup
@@ -283,6 +344,9 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 			defer wg.Done()
 			for {
 				mu.Lock()
+				for next < len(lines) && done[next] {
+					next++
+				}
 				i := next
 				next++
 				mu.Unlock()
@@ -290,28 +354,25 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 					return
 				}
 				rec := format.Record(ctx, j, i, lines[i])
-				if ctx.Err() != nil {
-					return // interrupted: not counted
+				if ctx.Err() != nil && rec.Failed {
+					return // interrupted: not counted, runs again
 				}
 				mu.Lock()
 				records[i], done[i] = rec, true
-				j.Counts.Processed++
-				if rec.Failed {
-					j.Counts.Errors++
-				} else {
-					j.Counts.Success++
-				}
-				j.Counts.InputTokens += rec.InputTokens
-				j.Counts.OutputTokens += rec.OutputTokens
-				if j.Counts.Processed%8 == 0 {
-					b.put(j)
+				addCount(&j.Counts, rec)
+				pending = append(pending, partRecord{I: i, Failed: rec.Failed, In: rec.InputTokens, Out: rec.OutputTokens, Line: rec.Line})
+				if len(pending) >= partEvery {
+					flush()
+					b.save(j, r)
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	flush()
 	if b.shuttingDown(r) {
+		b.save(j, r) // the counts so far; the status stays, to resume
 		return
 	}
 	var out []BatchRecord
@@ -332,6 +393,7 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		return
 	}
 	finish(status, "")
+	b.dropParts(context.WithoutCancel(ctx), j.ID)
 }
 
 // readInput reads the JSONL input: one object, or the first .jsonl object

@@ -324,6 +324,7 @@ var (
 // Throttled when the pool cannot take the request.
 func (s *Service) Generate(ctx context.Context, req *Request, emit func(text string) error) (Result, error) {
 	t0 := time.Now()
+	req = batchRequest(ctx, req) // a batch line run through an interactive handler (WithBatch)
 	if id, ok := strings.CutPrefix(req.ModelID, ProvisionedRef); ok {
 		return s.generateProvisioned(ctx, id, req, emit)
 	}

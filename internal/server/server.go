@@ -61,6 +61,7 @@ type Server struct {
 	genai   *genai.Service
 	// genaiBatch runs Bedrock model invocation jobs and OpenAI batches.
 	genaiBatch *genai.Batches
+	openai     *openai.Handler // the OpenAI API, with files and batches
 	scaling    *autoscale.Registry
 	loop       *autoscale.Loop
 	http       *http.Server
@@ -182,10 +183,27 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	batch := transform.New(transform.Config{Region: cfg.Region, AccountID: cfg.AccountID},
 		transform.Deps{Store: store, Objects: st.objects, Hosting: h, Logger: log})
+	if err := store.InitOpenAIFiles(ctx); err != nil {
+		cancel()
+		store.Close()
+		return nil, err
+	}
+	internal, err := internalPrefix(ctx, cfg, st)
+	if err != nil {
+		cancel()
+		store.Close()
+		return nil, err
+	}
+	// The OpenAI handler and the batch runner need each other: the
+	// "openai" job format runs lines through the handler, whose Batch API
+	// submits to the runner.
+	oai := openai.New(gen, cfg.Auth.AccessKeys, log).WithFiles(store, st.objects, internal+"openai/")
 	genaiBatch := genai.NewBatches(store, st.objects, map[string]genai.BatchFormat{
 		bedrock.BatchKind: &bedrock.BatchFormat{Svc: gen, Objects: st.objects},
-	}, 0, log)
-	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, queue: q, async: as, genai: gen, genaiBatch: genaiBatch, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
+		openai.BatchKind:  oai.BatchFormat(),
+	}, 0, log).WithParts(internal + "batch-progress/")
+	oai.WithBatches(genaiBatch)
+	s := &Server{cfg: cfg, log: log, store: store, storage: st, ledger: ledger, metrics: m, hosting: h, batch: batch, queue: q, async: as, genai: gen, genaiBatch: genaiBatch, openai: oai, scaling: scaling, loop: loop, ctx: bg, cancel: cancel}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -234,7 +252,7 @@ func (s *Server) routes() http.Handler {
 	nat.RegisterCost(s.ledger, s.cfg.Pricebook)
 	mux.Handle(native.Prefix, nat)
 	// The OpenAI-compatible API authenticates with Bearer keys, not SigV4.
-	mux.Handle(openai.Prefix, openai.New(s.genai, s.cfg.Auth.AccessKeys, s.log))
+	mux.Handle(openai.Prefix, s.openai)
 	mux.Handle("/", withRequestID(signed(verifier, aws, func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			awsproto.WriteJSONError(w, authCodes, err, s.log)
@@ -354,6 +372,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // newGenAI builds the foundation-model service from the configuration.
+// internalBucket holds the server's own objects in the embedded store:
+// OpenAI files (openai/files/) and batch jobs' progress (batch-progress/).
+const internalBucket = "inferbox-internal"
+
+// internalPrefix is where the server keeps its own objects: the internal
+// bucket of the embedded store (created if missing), or a directory under
+// the data directory when s3:// is an external service.
+func internalPrefix(ctx context.Context, cfg config.Config, st storage) (string, error) {
+	if st.embedded == nil {
+		dir := filepath.Join(cfg.Data, "internal")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("internal storage: %w", err)
+		}
+		return dir + "/", nil
+	}
+	if err := st.embedded.CreateBucket(ctx, internalBucket); err != nil && !errors.Is(err, objstore.ErrBucketExists) {
+		return "", fmt.Errorf("internal storage: bucket %s: %w", internalBucket, err)
+	}
+	return "s3://" + internalBucket + "/", nil
+}
+
 func newGenAI(cfg config.Config, deps genai.Deps) (*genai.Service, error) {
 	specs := make([]genai.ModelSpec, len(cfg.FoundationModels))
 	for i, fm := range cfg.FoundationModels {

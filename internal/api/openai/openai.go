@@ -1,15 +1,18 @@
 // Package openai serves the OpenAI-compatible API over the genai service:
 // GET /v1/models, POST /v1/completions and POST /v1/chat/completions (with
-// SSE streaming). Errors take OpenAI's shape, {"error": {"message", "type",
-// "param", "code"}}.
+// SSE streaming), and — when wired with WithFiles and WithBatches — the
+// Files API (files.go) and the Batch API (batches.go) over genai.Batches.
+// Errors take OpenAI's shape, {"error": {"message", "type", "param",
+// "code"}}.
 //
 // Authentication: when access keys are configured, every request needs
 // "Authorization: Bearer <key>" where key is an access key's secret, or
 // "<access key id>:<secret>"; the access key id is the caller in the usage
 // ledger. With no keys configured, requests are anonymous.
 //
-// openai imports genai, apierr and runtime/llama (sampling
-// parameters); never the ledger, pools' internals or the server.
+// openai imports genai, apierr, runtime/llama (sampling parameters),
+// catalog (file and job records) and objstore (file bytes); never the
+// ledger, pools' internals or the server.
 package openai
 
 import (
@@ -43,6 +46,9 @@ type Handler struct {
 	mux  *http.ServeMux
 	now  func() time.Time
 	born int64 // the models' "created": when the server registered them
+
+	files   *files         // WithFiles; nil: no Files API
+	batches *genai.Batches // WithBatches; nil: no Batch API
 }
 
 // New returns the handler. keys are the server's access keys (auth.access_keys).
