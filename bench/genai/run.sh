@@ -11,12 +11,12 @@
 #
 # Environment: MODEL (../shared/models/stories260K.gguf, else the demo
 # examples/llm/model/kjv-tiny.gguf), N (requests per client, 40), MAX_TOKENS
-# (128), SLOTS (pool concurrency, 8, as the serve config below), BACKLOG (64).
+# (128), ROUNDS (of part 1, 1), SLOTS (pool concurrency, 8, as the serve config below), BACKLOG (64).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-MODEL=${MODEL:-$REPO/../../shared/models/stories260K.gguf}
+MODEL=${MODEL:-$REPO/../shared/models/stories260K.gguf}
 [[ -f $MODEL ]] || MODEL=$REPO/examples/llm/model/kjv-tiny.gguf
 MODEL=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")
 N=${N:-40}
@@ -62,11 +62,11 @@ echo "model $(basename "$MODEL"), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/lo
 echo "== 1. TTFT and tokens/s: OpenAI chat API vs the engine in-process ($MAX_TOKENS tokens, greedy)"
 B="$WORK/genaibench"
 "$B" -mode http -url "http://127.0.0.1:$PORT" -model-id meta.bench -c 1 -n 3 -max-tokens 8 >/dev/null # warm the instance
-for c in 1 8; do
+for round in $(seq "${ROUNDS:-1}"); do for c in 1 8; do
 	n=$((c == 1 ? N : N / 4))
 	"$B" -mode direct -model "$MODEL" -c "$c" -n "$n" -max-tokens "$MAX_TOKENS"
-	"$B" -mode http -url "http://127.0.0.1:$PORT" -model-id meta.bench -c "$c" -n "$n" -max-tokens "$MAX_TOKENS"
-done
+	"$B" -mode http -url "http://127.0.0.1:$PORT" -model-id meta.bench -server-pid "$PID" -c "$c" -n "$n" -max-tokens "$MAX_TOKENS"
+done; done
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 echo "== 2. batch vs on-demand, $((N * 4)) prompts at once, $SLOTS slots"
 "$B" -mode batch -model "$MODEL" -slots "$SLOTS" -n $((N * 4)) -max-tokens "$MAX_TOKENS"

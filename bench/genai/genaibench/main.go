@@ -10,15 +10,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/inferbox/inferbox/internal/genai"
@@ -41,6 +44,7 @@ func main() {
 	threads := flag.Int("threads", 2, "engine threads (direct)")
 	slots := flag.Int("slots", 8, "pool concurrency per instance (batch, latency)")
 	backlog := flag.Int("backlog", 64, "batch generations in flight (latency)")
+	serverPID := flag.Int("server-pid", 0, "inferbox's process id, to count its CPU time (http)")
 	flag.Parse()
 	ctx := context.Background()
 	var err error
@@ -48,7 +52,7 @@ func main() {
 	case "direct":
 		err = direct(ctx, *model, *threads, *conc, *n, *maxTok)
 	case "http":
-		err = viaHTTP(ctx, *url, *modelID, *conc, *n, *maxTok)
+		err = viaHTTP(ctx, *url, *modelID, *serverPID, *conc, *n, *maxTok)
 	case "batch":
 		err = batch(ctx, *model, *slots, *n, *maxTok)
 	case "latency":
@@ -69,8 +73,18 @@ type sample struct {
 }
 
 // closedLoop runs c clients of n requests each and prints TTFT and
-// throughput.
-func closedLoop(label string, c, n int, one func() (sample, error)) error {
+// throughput, and, when cpu is not nil, the CPU time cpu counts over the
+// loop per generated token: the engine's own process for direct, the
+// server process for http, so the API's cost is measured apart from the
+// client's (which shares this machine's CPUs).
+func closedLoop(label string, c, n int, cpu func() (time.Duration, error), one func() (sample, error)) error {
+	var cpu0 time.Duration
+	if cpu != nil {
+		var err error
+		if cpu0, err = cpu(); err != nil {
+			return err
+		}
+	}
 	var mu sync.Mutex
 	var all []sample
 	var firstErr error
@@ -104,9 +118,48 @@ func closedLoop(label string, c, n int, one func() (sample, error)) error {
 		tok += s.tokens
 		perStream += float64(s.tokens-1) / (s.total - s.ttft).Seconds()
 	}
-	fmt.Printf("%-8s c=%d requests=%d  ttft p50 %s p99 %s  per-stream decode %.0f tok/s  aggregate %.0f tok/s\n",
-		label, c, len(all), pct(tt, 50), pct(tt, 99), perStream/float64(len(all)), float64(tok)/wall.Seconds())
+	cpuNote := ""
+	if cpu != nil {
+		cpu1, err := cpu()
+		if err != nil {
+			return err
+		}
+		cpuNote = fmt.Sprintf("  cpu %.1f µs/token", float64((cpu1-cpu0).Microseconds())/float64(tok))
+	}
+	fmt.Printf("%-8s c=%d requests=%d  ttft p50 %s p99 %s  per-stream decode %.0f tok/s  aggregate %.0f tok/s%s\n",
+		label, c, len(all), pct(tt, 50), pct(tt, 99), perStream/float64(len(all)), float64(tok)/wall.Seconds(), cpuNote)
 	return nil
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// procCPU is process pid's user+system CPU time from /proc/pid/stat
+// (clock ticks of 10 ms; the loops run for seconds).
+func procCPU(pid int) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, err
+		}
+		// Fields after the command name, which is in parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+		}
+		ut, err1 := strconv.ParseInt(f[11], 10, 64)
+		st, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return 0, err
+		}
+		return time.Duration(ut+st) * 10 * time.Millisecond, nil
+	}
 }
 
 func pct(d []time.Duration, p int) time.Duration {
@@ -127,7 +180,7 @@ func direct(ctx context.Context, path string, threads, c, n, maxTok int) error {
 		return err
 	}
 	defer m.Close()
-	return closedLoop("engine", c, n, func() (sample, error) {
+	return closedLoop("engine", c, n, selfCPU, func() (sample, error) {
 		t0 := time.Now()
 		var s sample
 		u, err := m.Generate(ctx, &llama.GenerateRequest{Prompt: prompt, Params: params(maxTok)}, func(t llama.Token) error {
@@ -142,14 +195,18 @@ func direct(ctx context.Context, path string, threads, c, n, maxTok int) error {
 }
 
 // viaHTTP streams OpenAI chat completions.
-func viaHTTP(ctx context.Context, base, id string, c, n, maxTok int) error {
+func viaHTTP(ctx context.Context, base, id string, serverPID, c, n, maxTok int) error {
 	body, _ := json.Marshal(map[string]any{
 		"model": id, "max_tokens": maxTok, "temperature": 0, "stream": true,
 		"stream_options": map[string]any{"include_usage": true},
 		"messages":       []map[string]string{{"role": "user", "content": prompt}},
 	})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	return closedLoop("http", c, n, func() (sample, error) {
+	var cpu func() (time.Duration, error)
+	if serverPID > 0 {
+		cpu = procCPU(serverPID)
+	}
+	return closedLoop("http", c, n, cpu, func() (sample, error) {
 		t0 := time.Now()
 		var s sample
 		req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/chat/completions", bytes.NewReader(body))
