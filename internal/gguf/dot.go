@@ -14,6 +14,23 @@ func DotF32(a, b []float32) float32 {
 	return dotF32(a, b)
 }
 
+// MulRowsF32 sets out[r] to the dot product of row r of m (len(out) rows
+// of cols values, row-major) with x[:cols]. On amd64 with AVX-512 it
+// multiplies four rows at a time, so each load of x serves four rows and
+// the four sums are reduced together; elsewhere it is DotF32 per row. A
+// row's result depends only on the row and x, never on which rows are
+// computed with it.
+func MulRowsF32(out, m []float32, cols int, x []float32) {
+	if len(out) == 0 || cols == 0 {
+		clear(out)
+		return
+	}
+	if len(m) < len(out)*cols || len(x) < cols {
+		panic("gguf: MulRowsF32 with short matrix or vector")
+	}
+	mulRowsF32(out, m, cols, x)
+}
+
 // dotF32Go is the pure-Go kernel DotF32 was measured against: eight
 // independent accumulators so the loop is not bound by one add chain.
 func dotF32Go(a, b []float32) float32 {

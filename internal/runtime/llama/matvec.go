@@ -58,10 +58,7 @@ func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 		re := min(rb+rowBlock, hi)
 		if m.f32 != nil {
 			for i, x := range in {
-				o := out[i]
-				for r := rb; r < re; r++ {
-					o[r] = gguf.DotF32(m.f32[r*c:(r+1)*c:(r+1)*c], x)
-				}
+				gguf.MulRowsF32(out[i][rb:re], m.f32[rb*c:re*c], c, x)
 			}
 			continue
 		}
