@@ -31,6 +31,38 @@ func MulRowsF32(out, m []float32, cols int, x []float32) {
 	mulRowsF32(out, m, cols, x)
 }
 
+// mulMatBlock is how many rows MulMatF32 keeps in cache while every input
+// passes over them (16 rows of 288 floats are 18 KB).
+const mulMatBlock = 16
+
+// MulMatF32 sets outs[i][r] to the dot product of row r of m (rows of
+// cols values, row-major) with xs[i][:cols], for every input i and every
+// row r in [lo, hi). On amd64 with AVX-512 it multiplies four rows by four
+// inputs at a time, so each row is read from memory once for all inputs
+// and used from registers for four of them. Every value is exactly what
+// MulRowsF32 computes for that row and input alone: batching never
+// changes results.
+func MulMatF32(outs [][]float32, m []float32, cols, lo, hi int, xs [][]float32) {
+	if hi <= lo || len(xs) == 0 {
+		return
+	}
+	if cols == 0 {
+		for _, o := range outs[:len(xs)] {
+			clear(o[lo:hi])
+		}
+		return
+	}
+	if len(m) < hi*cols || len(outs) < len(xs) {
+		panic("gguf: MulMatF32 with short matrix or outputs")
+	}
+	for i, x := range xs {
+		if len(x) < cols || len(outs[i]) < hi {
+			panic("gguf: MulMatF32 with short input or output")
+		}
+	}
+	mulMatF32(outs, m, cols, lo, hi, xs)
+}
+
 // dotF32Go is the pure-Go kernel DotF32 was measured against: eight
 // independent accumulators so the loop is not bound by one add chain.
 func dotF32Go(a, b []float32) float32 {

@@ -17,3 +17,13 @@ func mulRowsF32(out, m []float32, cols int, x []float32) {
 		out[r] = dotF32(m[r*cols:(r+1)*cols], x)
 	}
 }
+
+// mulMatF32 is MulMatF32 after its checks: one dotF32 per row and input.
+func mulMatF32(outs [][]float32, m []float32, cols, lo, hi int, xs [][]float32) {
+	for i, x := range xs {
+		o := outs[i]
+		for r := lo; r < hi; r++ {
+			o[r] = dotF32(m[r*cols:(r+1)*cols], x)
+		}
+	}
+}

@@ -82,3 +82,75 @@ func BenchmarkMulRowsF32(b *testing.B) {
 		})
 	}
 }
+
+// TestMulMatF32EqualsMulRows checks the batched kernel (four rows by four
+// inputs, leftover rows and inputs) against MulRowsF32 exactly and the
+// pure-Go dot product approximately, and that it writes only rows
+// [lo, hi).
+func TestMulMatF32EqualsMulRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 3, 4, 5, 8, 9} {
+		for _, cols := range []int{1, 9, 16, 40, 288} {
+			for _, span := range [][2]int{{0, 37}, {3, 21}, {16, 32}, {5, 6}} {
+				lo, hi := span[0], span[1]
+				rows := hi + 2
+				m := make([]float32, rows*cols)
+				for i := range m {
+					m[i] = rng.Float32()*2 - 1
+				}
+				xs, outs := make([][]float32, n), make([][]float32, n)
+				for i := range xs {
+					xs[i] = make([]float32, cols)
+					for j := range xs[i] {
+						xs[i][j] = rng.Float32()*2 - 1
+					}
+					outs[i] = make([]float32, rows)
+					for r := range outs[i] {
+						outs[i][r] = -7
+					}
+				}
+				MulMatF32(outs, m, cols, lo, hi, xs)
+				for i := range xs {
+					want := make([]float32, hi-lo)
+					MulRowsF32(want, m[lo*cols:hi*cols], cols, xs[i])
+					for r := 0; r < rows; r++ {
+						got := outs[i][r]
+						if r < lo || r >= hi {
+							if got != -7 {
+								t.Fatalf("n=%d cols=%d [%d,%d): wrote row %d of input %d", n, cols, lo, hi, r, i)
+							}
+							continue
+						}
+						if got != want[r-lo] {
+							t.Errorf("n=%d cols=%d [%d,%d) input %d row %d: %v, alone %v", n, cols, lo, hi, i, r, got, want[r-lo])
+						}
+						ref := dotF32Go(m[r*cols:(r+1)*cols], xs[i])
+						if d := got - ref; d > 1e-4*(1+abs32(ref)) || -d > 1e-4*(1+abs32(ref)) {
+							t.Errorf("n=%d cols=%d input %d row %d: %v, pure Go %v", n, cols, i, r, got, ref)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkMulMatF32(b *testing.B) {
+	const rows, cols = 768, 288
+	a := make([]float32, rows*cols)
+	for i := range a {
+		a[i] = float32(i % 17)
+	}
+	for _, n := range []int{1, 4, 8} {
+		xs, outs := make([][]float32, n), make([][]float32, n)
+		for i := range xs {
+			xs[i], outs[i] = make([]float32, cols), make([]float32, rows)
+		}
+		b.Run(fmt.Sprintf("%dx%d/inputs=%d", rows, cols, n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				MulMatF32(outs, a, cols, 0, rows, xs)
+			}
+			b.ReportMetric(float64(rows*cols*n*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
+}

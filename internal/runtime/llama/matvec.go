@@ -46,22 +46,21 @@ func (m *matrix) mulMat(out, in [][]float32, threads int, sc *scratch) {
 	})
 }
 
-// rowsRange computes rows [lo, hi) of every product. F32 rows are taken
-// in blocks of rowBlock that stay in the L1 cache while every input passes
-// over them.
+// rowsRange computes rows [lo, hi) of every product. F32 products are
+// gguf.MulMatF32 (blocks of rows kept in L1 while every input passes over
+// them, four rows by four inputs in registers); quantized rows are taken
+// in blocks of rowBlock the same way.
 func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 	c := m.cols
+	if m.f32 != nil {
+		gguf.MulMatF32(out, m.f32, c, lo, hi, in)
+		return
+	}
 	// Quantized rows are decoded a chunk at a time into buf and each chunk
 	// serves every input.
 	buf, sums := work[:gguf.DotChunk], work[gguf.DotChunk:gguf.DotChunk+len(in)]
 	for rb := lo; rb < hi; rb += rowBlock {
 		re := min(rb+rowBlock, hi)
-		if m.f32 != nil {
-			for i, x := range in {
-				gguf.MulRowsF32(out[i][rb:re], m.f32[rb*c:re*c], c, x)
-			}
-			continue
-		}
 		for r := rb; r < re; r++ {
 			gguf.DotMany(m.t.Type, m.t.Data[r*m.rowB:(r+1)*m.rowB], in, sums, buf)
 			for i, v := range sums {
