@@ -21,14 +21,21 @@ func DotF32(a, b []float32) float32 {
 // row's result depends only on the row and x, never on which rows are
 // computed with it.
 func MulRowsF32(out, m []float32, cols int, x []float32) {
+	MulRowsStrideF32(out, m, cols, cols, x)
+}
+
+// MulRowsStrideF32 is MulRowsF32 for rows that start stride elements
+// apart: row r is m[r*stride : r*stride+cols] (the keys of one attention
+// head in a KV cache, for instance).
+func MulRowsStrideF32(out, m []float32, stride, cols int, x []float32) {
 	if len(out) == 0 || cols == 0 {
 		clear(out)
 		return
 	}
-	if len(m) < len(out)*cols || len(x) < cols {
+	if stride < cols || len(m) < (len(out)-1)*stride+cols || len(x) < cols {
 		panic("gguf: MulRowsF32 with short matrix or vector")
 	}
-	mulRowsF32(out, m, cols, x)
+	mulRowsF32(out, m, stride, cols, x)
 }
 
 // mulMatBlock is how many rows MulMatF32 keeps in cache while every input
@@ -223,6 +230,32 @@ func DotMany(t TensorType, row []byte, xs [][]float32, sums, buf []float32) {
 		Dequantize(t, row[t.RowBytes(off):t.RowBytes(off+k)], buf[:k])
 		for i, x := range xs {
 			sums[i] += DotF32(buf[:k], x[off:off+k])
+		}
+	}
+}
+
+// WeightedSumF32 sets out[j] to Σ_r w[r]·m[r*stride+j] for j < len(out):
+// the sum of len(w) rows, stride elements apart, weighted by w (the
+// attention-weighted values of one head in a KV cache). On amd64 with
+// AVX-512 it keeps 64 columns in registers over all the rows.
+func WeightedSumF32(out, m []float32, stride int, w []float32) {
+	if len(w) == 0 || len(out) == 0 {
+		clear(out)
+		return
+	}
+	if stride < len(out) || len(m) < (len(w)-1)*stride+len(out) {
+		panic("gguf: WeightedSumF32 with short matrix")
+	}
+	weightedSumF32(out, m, stride, w)
+}
+
+// weightedSumGo is WeightedSumF32 in pure Go.
+func weightedSumGo(out, m []float32, stride int, w []float32) {
+	clear(out)
+	for r, a := range w {
+		row := m[r*stride : r*stride+len(out)]
+		for j, v := range row {
+			out[j] += a * v
 		}
 	}
 }

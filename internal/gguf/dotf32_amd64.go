@@ -18,32 +18,34 @@ func dotF32(a, b []float32) float32 {
 	return dotF32AVX2(&a[0], &b[0], n)
 }
 
-// mulRowsF32 is MulRowsF32 after its checks: the AVX-512 four-row kernel
-// when the CPU has AVX-512F, else one dotF32 a row. rows > 0, cols > 0.
-func mulRowsF32(out, m []float32, cols int, x []float32) {
+// mulRowsF32 is MulRowsStrideF32 after its checks: the AVX-512 four-row
+// kernel when the CPU has AVX-512F, else one dotF32 a row. rows > 0,
+// cols > 0.
+func mulRowsF32(out, m []float32, stride, cols int, x []float32) {
 	rows := len(out)
 	if !cpu.X86.HasAVX512F {
 		for r := range out {
-			out[r] = dotF32(m[r*cols:(r+1)*cols], x)
+			out[r] = dotF32(m[r*stride:r*stride+cols], x)
 		}
 		return
 	}
-	_, _ = m[rows*cols-1], x[cols-1]
+	_, _ = m[(rows-1)*stride+cols-1], x[cols-1]
 	r := 0
 	for ; r+4 <= rows; r += 4 {
-		dotF32x4AVX512(&m[r*cols], cols, &x[0], cols, (*float32)(&out[r]), rowsPrefetch*cols*4)
+		pf := 0
+		if stride >= 256 {
+			pf = rowsPrefetch * stride * 4
+		}
+		dotF32x4AVX512(&m[r*stride], stride, &x[0], cols, &out[r], pf)
 	}
 	// A leftover row is computed as four copies of itself (stride 0), so
 	// its value is what the four-row kernel gives it anywhere.
 	var tmp [4]float32
 	for ; r < rows; r++ {
-		dotF32x4AVX512(&m[r*cols], 0, &x[0], cols, &tmp[0], 0)
+		dotF32x4AVX512(&m[r*stride], 0, &x[0], cols, &tmp[0], 0)
 		out[r] = tmp[0]
 	}
 }
-
-//go:noescape
-func dotF32AVX2(a, b *float32, n int) float32
 
 // mulMatF32 is MulMatF32 after its checks: with AVX-512, blocks of
 // mulMatBlock rows are kept in L1 while the inputs pass over them, four
@@ -93,10 +95,13 @@ func mulMatF32(outs [][]float32, m []float32, cols, lo, hi int, xs [][]float32) 
 			}
 		}
 		for ; i < n; i++ {
-			mulRowsF32(outs[i][rb:re], m[rb*cols:re*cols], cols, xs[i])
+			mulRowsF32(outs[i][rb:re], m[rb*cols:re*cols], cols, cols, xs[i])
 		}
 	}
 }
+
+//go:noescape
+func dotF32AVX2(a, b *float32, n int) float32
 
 // rowsPrefetch is how many rows ahead MulRowsF32 prefetches.
 const rowsPrefetch = 8

@@ -11,10 +11,10 @@ func dotF32(a, b []float32) float32 {
 	return gonum.Implementation{}.Sdot(n, a, 1, b[:n], 1)
 }
 
-// mulRowsF32 is MulRowsF32 after its checks: one dotF32 a row.
-func mulRowsF32(out, m []float32, cols int, x []float32) {
+// mulRowsF32 is MulRowsStrideF32 after its checks: one dotF32 a row.
+func mulRowsF32(out, m []float32, stride, cols int, x []float32) {
 	for r := range out {
-		out[r] = dotF32(m[r*cols:(r+1)*cols], x)
+		out[r] = dotF32(m[r*stride:r*stride+cols], x)
 	}
 }
 

@@ -154,3 +154,73 @@ func BenchmarkMulMatF32(b *testing.B) {
 		})
 	}
 }
+
+// TestMulRowsStrideF32 checks rows that start stride elements apart (the
+// last row ending the slice) against the pure-Go dot product and against
+// the same rows packed for MulRowsF32, exactly.
+func TestMulRowsStrideF32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, rows := range []int{1, 3, 4, 6, 9} {
+		for _, sh := range [][2]int{{48, 288}, {48, 96}, {7, 8}, {17, 40}, {64, 64}} {
+			cols, stride := sh[0], sh[1]
+			m := make([]float32, (rows-1)*stride+cols)
+			for i := range m {
+				m[i] = rng.Float32()*2 - 1
+			}
+			x := make([]float32, cols)
+			for i := range x {
+				x[i] = rng.Float32()*2 - 1
+			}
+			out := make([]float32, rows)
+			MulRowsStrideF32(out, m, stride, cols, x)
+			packed := make([]float32, rows*cols)
+			for r := 0; r < rows; r++ {
+				copy(packed[r*cols:(r+1)*cols], m[r*stride:r*stride+cols])
+			}
+			same := make([]float32, rows)
+			MulRowsF32(same, packed, cols, x)
+			for r := range out {
+				ref := dotF32Go(m[r*stride:r*stride+cols], x)
+				if d := out[r] - ref; d > 1e-4*(1+abs32(ref)) || -d > 1e-4*(1+abs32(ref)) {
+					t.Errorf("rows=%d cols=%d stride=%d row %d: %v, pure Go %v", rows, cols, stride, r, out[r], ref)
+				}
+				if out[r] != same[r] {
+					t.Errorf("rows=%d cols=%d stride=%d row %d: %v strided, %v packed", rows, cols, stride, r, out[r], same[r])
+				}
+			}
+		}
+	}
+}
+
+// TestWeightedSumF32 checks the weighted row sum against pure Go for
+// column counts on both sides of the 64-column chunks and the 16-lane
+// masks, with the last row ending the slice and out longer than cols.
+func TestWeightedSumF32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, rows := range []int{1, 2, 5, 33} {
+		for _, sh := range [][2]int{{48, 288}, {1, 1}, {15, 20}, {16, 16}, {17, 40}, {64, 64}, {65, 100}, {130, 130}} {
+			cols, stride := sh[0], sh[1]
+			m := make([]float32, (rows-1)*stride+cols)
+			for i := range m {
+				m[i] = rng.Float32()*2 - 1
+			}
+			w := make([]float32, rows)
+			for i := range w {
+				w[i] = rng.Float32()
+			}
+			out := make([]float32, cols+1)
+			out[cols] = 42
+			WeightedSumF32(out[:cols], m, stride, w)
+			if out[cols] != 42 {
+				t.Fatalf("rows=%d cols=%d: wrote past out", rows, cols)
+			}
+			want := make([]float32, cols)
+			weightedSumGo(want, m, stride, w)
+			for j := range want {
+				if d := out[j] - want[j]; d > 1e-4*(1+abs32(want[j])) || -d > 1e-4*(1+abs32(want[j])) {
+					t.Errorf("rows=%d cols=%d stride=%d col %d: %v, pure Go %v", rows, cols, stride, j, out[j], want[j])
+				}
+			}
+		}
+	}
+}
