@@ -71,17 +71,10 @@ func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 }
 
 // rowsQ8 computes rows [lo, hi) of every product of a Q8_0 matrix with
-// quantized inputs, rowBlock rows at a time as rowsRange.
+// quantized inputs (gguf.MulMatQ8: blocks of rows kept in cache while the
+// inputs pass over them, two rows by four inputs at a time).
 func (m *matrix) rowsQ8(out [][]float32, in []gguf.Q8Vec, lo, hi int) {
-	for rb := lo; rb < hi; rb += rowBlock {
-		re := min(rb+rowBlock, hi)
-		for i := range in {
-			o := out[i]
-			for r := rb; r < re; r++ {
-				o[r] = gguf.DotQ8(m.t.Data[r*m.rowB:(r+1)*m.rowB], &in[i])
-			}
-		}
-	}
+	gguf.MulMatQ8(out, m.t.Data, m.rowB, lo, hi, in)
 }
 
 // workSize is the per-thread scratch (elements) a product with n inputs needs.
