@@ -23,15 +23,23 @@ func QuantizeQ8(x []float32, v *Q8Vec) {
 		v.D = make([]float32, nb)
 	}
 	v.Q, v.D = v.Q[:nb*32], v.D[:nb]
+	if nb > 0 {
+		quantizeQ8(x[:nb*32], v.Q, v.D, nb)
+	}
+}
+
+// quantizeQ8Go is QuantizeQ8's arithmetic in pure Go, and the reference
+// the assembly version is tested against bit for bit.
+func quantizeQ8Go(x []float32, qs []int8, ds []float32, nb int) {
 	for b := 0; b < nb; b++ {
 		xx := (*[32]float32)(x[b*32 : b*32+32])
-		q := (*[32]int8)(v.Q[b*32 : b*32+32])
+		q := (*[32]int8)(qs[b*32 : b*32+32])
 		var amax float32
 		for _, f := range xx {
 			amax = max(amax, absF32(f))
 		}
 		d := amax / 127
-		v.D[b] = d
+		ds[b] = d
 		if d == 0 {
 			clear(q[:])
 			continue

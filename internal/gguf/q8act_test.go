@@ -199,3 +199,43 @@ func BenchmarkMulMatQ8(b *testing.B) {
 		})
 	}
 }
+
+// TestQuantizeQ8MatchesGo checks the quantizer in use (AVX-512 assembly on
+// amd64) against the pure-Go one bit for bit: Gaussian blocks, zero
+// blocks, halves that round to even, and a wide range of magnitudes.
+func TestQuantizeQ8MatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, nb := range []int{1, 2, 9, 24} {
+		for k := 0; k < 4; k++ {
+			x := make([]float32, nb*32)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(12)-6)))
+			}
+			switch k {
+			case 1:
+				clear(x[:32])
+			case 2: // d = 1: x/d hits every half from -126.5 to 126.5
+				for i := range 32 {
+					x[i] = float32(i)*8 - 126.5
+				}
+				x[31] = 127
+			case 3:
+				x[0] = -x[0] * 1e6
+			}
+			var v Q8Vec
+			QuantizeQ8(x, &v)
+			q, d := make([]int8, nb*32), make([]float32, nb)
+			quantizeQ8Go(x, q, d, nb)
+			for b := range d {
+				if math.Float32bits(v.D[b]) != math.Float32bits(d[b]) {
+					t.Fatalf("nb=%d case %d block %d: d %v, Go %v", nb, k, b, v.D[b], d[b])
+				}
+			}
+			for i := range q {
+				if v.Q[i] != q[i] {
+					t.Fatalf("nb=%d case %d: q[%d] %d, Go %d (x %v)", nb, k, i, v.Q[i], q[i], x[i])
+				}
+			}
+		}
+	}
+}

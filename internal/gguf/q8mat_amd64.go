@@ -49,3 +49,16 @@ func mulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
 
 //go:noescape
 func q8Dot2x4AVX2(row *byte, stride int, xs *[4]*int8, xds *[4]*float32, nb int, out *[8]float32)
+
+// quantizeQ8 is quantizeQ8Go in AVX-512 assembly when the CPU has it.
+func quantizeQ8(x []float32, q []int8, d []float32, nb int) {
+	if !cpu.X86.HasAVX512F {
+		quantizeQ8Go(x, q, d, nb)
+		return
+	}
+	_, _, _ = x[nb*32-1], q[nb*32-1], d[nb-1]
+	quantizeQ8AVX512(&x[0], &q[0], &d[0], nb)
+}
+
+//go:noescape
+func quantizeQ8AVX512(x *float32, q *int8, d *float32, nb int)

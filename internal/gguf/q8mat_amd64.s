@@ -115,3 +115,74 @@ loop:
 
 	VZEROUPPER
 	RET
+
+DATA q8consts<>+0(SB)/4, $0x7fffffff // |x| mask
+DATA q8consts<>+4(SB)/4, $127.0
+DATA q8consts<>+8(SB)/4, $1.0
+DATA q8consts<>+12(SB)/4, $-127
+DATA q8consts<>+16(SB)/4, $127
+GLOBL q8consts<>(SB), RODATA|NOPTR, $20
+
+// func quantizeQ8AVX512(x *float32, q *int8, d *float32, nb int)
+//
+// quantizeQ8Go in AVX-512, bit for bit for finite inputs: per block of 32
+// d = max|x|/127, q = round-half-even(x·(1/d)) clamped to [-127, 127]
+// (VCVTPS2DQ rounds half to even in the default rounding mode), and a
+// zero block for d = 0. nb > 0.
+TEXT ·quantizeQ8AVX512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ q+8(FP), DI
+	MOVQ d+16(FP), DX
+	MOVQ nb+24(FP), CX
+	VPBROADCASTD q8consts<>+0(SB), Z8
+	VMOVSS q8consts<>+4(SB), X9
+	VMOVSS q8consts<>+8(SB), X10
+	VPBROADCASTD q8consts<>+12(SB), Z11
+	VPBROADCASTD q8consts<>+16(SB), Z12
+	VXORPS X13, X13, X13
+
+qloop:
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VPANDD Z8, Z0, Z2
+	VPANDD Z8, Z1, Z3
+	VMAXPS Z3, Z2, Z2
+	VEXTRACTF32X8 $1, Z2, Y3
+	VMAXPS Y3, Y2, Y2
+	VEXTRACTF128 $1, Y2, X3
+	VMAXPS X3, X2, X2
+	VPERMILPS $0x4E, X2, X3
+	VMAXPS X3, X2, X2
+	VPERMILPS $0xB1, X2, X3
+	VMAXPS X3, X2, X2
+	VDIVSS X9, X2, X2
+	VMOVSS X2, (DX)
+	VUCOMISS X13, X2
+	JEQ qzero
+	VDIVSS X2, X10, X5
+	VBROADCASTSS X5, Z5
+	VMULPS Z5, Z0, Z0
+	VMULPS Z5, Z1, Z1
+	VCVTPS2DQ Z0, Z0
+	VCVTPS2DQ Z1, Z1
+	VPMAXSD Z11, Z0, Z0
+	VPMAXSD Z11, Z1, Z1
+	VPMINSD Z12, Z0, Z0
+	VPMINSD Z12, Z1, Z1
+	VPMOVSDB Z0, X0
+	VPMOVSDB Z1, X1
+	VMOVDQU X0, (DI)
+	VMOVDQU X1, 16(DI)
+	JMP qnext
+
+qzero:
+	VMOVDQU Y13, (DI)
+
+qnext:
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNZ qloop
+	VZEROUPPER
+	RET
