@@ -23,7 +23,7 @@ func dotF32(a, b []float32) float32 {
 // cols > 0.
 func mulRowsF32(out, m []float32, stride, cols int, x []float32) {
 	rows := len(out)
-	if !cpu.X86.HasAVX512F {
+	if !hasAVX512() {
 		for r := range out {
 			out[r] = dotF32(m[r*stride:r*stride+cols], x)
 		}
@@ -52,7 +52,7 @@ func mulRowsF32(out, m []float32, stride, cols int, x []float32) {
 // rows by four inputs at a time (four rows by one for the inputs left
 // over); else one dotF32 per row and input.
 func mulMatF32(outs [][]float32, m []float32, cols, lo, hi int, xs [][]float32) {
-	if !cpu.X86.HasAVX512F {
+	if !hasAVX512() {
 		for i, x := range xs {
 			o := outs[i]
 			for r := lo; r < hi; r++ {
@@ -111,3 +111,10 @@ func dotF32x4x4AVX512(m *float32, stride int, xs *[4]*float32, n int, outs *[4]*
 
 //go:noescape
 func dotF32x4AVX512(m *float32, stride int, x *float32, n int, out *float32, pf int)
+
+// hasAVX512 reports whether the AVX-512 kernels can run: they use
+// AVX-512F, the 256-bit forms of EVEX instructions and registers 16-31
+// (VL), and VEXTRACTF32X8 (DQ).
+func hasAVX512() bool {
+	return cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ
+}

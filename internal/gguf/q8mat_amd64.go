@@ -52,7 +52,7 @@ func q8Dot2x4AVX2(row *byte, stride int, xs *[4]*int8, xds *[4]*float32, nb int,
 
 // quantizeQ8 is quantizeQ8Go in AVX-512 assembly when the CPU has it.
 func quantizeQ8(x []float32, q []int8, d []float32, nb int) {
-	if !cpu.X86.HasAVX512F {
+	if !hasAVX512() {
 		quantizeQ8Go(x, q, d, nb)
 		return
 	}

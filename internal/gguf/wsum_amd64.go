@@ -2,12 +2,10 @@
 
 package gguf
 
-import "golang.org/x/sys/cpu"
-
 // weightedSumF32 is WeightedSumF32 after its checks: 64 columns at a time
 // with AVX-512 (the last chunk masked), else weightedSumGo. len(w) > 0.
 func weightedSumF32(out, m []float32, stride int, w []float32) {
-	if !cpu.X86.HasAVX512F {
+	if !hasAVX512() {
 		weightedSumGo(out, m, stride, w)
 		return
 	}
