@@ -15,15 +15,23 @@ func mulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
 		return
 	}
 	var xp [4]*int8
-	var dp [4]*float32
 	var acc [8]float32
+	// The four inputs' scales interleaved block by block, on the stack for
+	// rows of up to 2,048 elements.
+	var small [4 * 64]float32
+	xd4 := small[:]
+	if 4*nb > len(small) {
+		xd4 = make([]float32, 4*nb)
+	}
 	for rb := lo; rb < hi; rb += mulMatBlock {
 		re := min(rb+mulMatBlock, hi)
 		i := 0
 		for ; i+4 <= n; i += 4 {
 			for k := range xp {
 				xp[k] = &xs[i+k].Q[:nb*32][0]
-				dp[k] = &xs[i+k].D[:nb][0]
+				for b, d := range xs[i+k].D[:nb] {
+					xd4[4*b+k] = d
+				}
 			}
 			for r := rb; r < re; r += 2 {
 				stride := rowBytes
@@ -32,7 +40,7 @@ func mulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
 				}
 				_ = m[r*rowBytes+stride+rowBytes-1]
 				acc = [8]float32{}
-				q8Dot2x4AVX2(&m[r*rowBytes], stride, &xp, &dp, nb, &acc)
+				q8Dot2x4AVX2(&m[r*rowBytes], stride, &xp, &xd4[0], nb, &acc)
 				for k := 0; k < 4; k++ {
 					outs[i+k][r] = acc[k]
 					if stride != 0 {
@@ -48,7 +56,7 @@ func mulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
 }
 
 //go:noescape
-func q8Dot2x4AVX2(row *byte, stride int, xs *[4]*int8, xds *[4]*float32, nb int, out *[8]float32)
+func q8Dot2x4AVX2(row *byte, stride int, xs *[4]*int8, xd4 *float32, nb int, out *[8]float32)
 
 // quantizeQ8 is quantizeQ8Go in AVX-512 assembly when the CPU has it.
 func quantizeQ8(x []float32, q []int8, d []float32, nb int) {

@@ -2,13 +2,14 @@
 
 #include "textflag.h"
 
-// func q8Dot2x4AVX2(row *byte, stride int, xs *[4]*int8, xds *[4]*float32, nb int, out *[8]float32)
+// func q8Dot2x4AVX2(row *byte, stride int, xs *[4]*int8, xd4 *float32, nb int, out *[8]float32)
 //
 // Two Q8_0 rows (row and row+stride bytes, nb blocks each) by four
 // quantized inputs: out[4j+i] += the dot product of row j with input i,
 // bit for bit as q8DotGo computes it. Each block of a row is loaded and
 // made unsigned once for four inputs, and each input block once for two
-// rows. The eight int32 block sums are formed with llama.cpp's sign trick
+// rows. xd4 holds the four inputs' scales interleaved, block by block
+// (xd4[4b+i] = xds[i][b]). The eight int32 block sums are formed with llama.cpp's sign trick
 // (as in q8DotAVX2) and reduced together (VPHADDD); the float part runs on
 // the eight (row, input) pairs in lanes, in q8DotGo's order per lane:
 // s += float32(isum) * (dw * xd[b]), with s kept in out.
@@ -20,11 +21,7 @@ TEXT ·q8Dot2x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ 8(DX), BX
 	MOVQ 16(DX), R10
 	MOVQ 24(DX), R11
-	MOVQ xds+24(FP), DX
-	MOVQ 0(DX), DI
-	MOVQ 8(DX), R9
-	MOVQ 16(DX), R12
-	MOVQ 24(DX), R14
+	MOVQ xd4+24(FP), DI
 	MOVQ nb+32(FP), CX
 	MOVQ out+40(FP), DX
 	MOVL $0x00010001, R13
@@ -91,11 +88,7 @@ loop:
 	VCVTPH2PS X3, X3
 	VBROADCASTSS X3, Y3
 	VBLENDPS $0xF0, Y3, Y2, Y2
-	VMOVSS (DI), X3
-	VINSERTPS $0x10, (R9), X3, X3
-	VINSERTPS $0x20, (R12), X3, X3
-	VINSERTPS $0x30, (R14), X3, X3
-	VINSERTF128 $1, X3, Y3, Y3
+	VBROADCASTF128 (DI), Y3
 	VMULPS Y3, Y2, Y2
 	VMULPS Y2, Y1, Y1
 	VADDPS (DX), Y1, Y1
@@ -106,10 +99,7 @@ loop:
 	ADDQ $32, BX
 	ADDQ $32, R10
 	ADDQ $32, R11
-	ADDQ $4, DI
-	ADDQ $4, R9
-	ADDQ $4, R12
-	ADDQ $4, R14
+	ADDQ $16, DI
 	DECQ CX
 	JNZ loop
 
