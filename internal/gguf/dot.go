@@ -14,6 +14,62 @@ func DotF32(a, b []float32) float32 {
 	return dotF32(a, b)
 }
 
+// MulRowsF32 sets out[r] to the dot product of row r of m (len(out) rows
+// of cols values, row-major) with x[:cols]. On amd64 with AVX-512 it
+// multiplies four rows at a time, so each load of x serves four rows and
+// the four sums are reduced together; elsewhere it is DotF32 per row. A
+// row's result depends only on the row and x, never on which rows are
+// computed with it.
+func MulRowsF32(out, m []float32, cols int, x []float32) {
+	MulRowsStrideF32(out, m, cols, cols, x)
+}
+
+// MulRowsStrideF32 is MulRowsF32 for rows that start stride elements
+// apart: row r is m[r*stride : r*stride+cols] (the keys of one attention
+// head in a KV cache, for instance).
+func MulRowsStrideF32(out, m []float32, stride, cols int, x []float32) {
+	if len(out) == 0 || cols == 0 {
+		clear(out)
+		return
+	}
+	if stride < cols || len(m) < (len(out)-1)*stride+cols || len(x) < cols {
+		panic("gguf: MulRowsF32 with short matrix or vector")
+	}
+	mulRowsF32(out, m, stride, cols, x)
+}
+
+// mulMatBlock is how many rows MulMatF32 keeps in cache while every input
+// passes over them (16 rows of 288 floats are 18 KB).
+const mulMatBlock = 16
+
+// MulMatF32 sets outs[i][r] to the dot product of row r of m (rows of
+// cols values, row-major) with xs[i][:cols], for every input i and every
+// row r in [lo, hi). On amd64 with AVX-512 it multiplies four rows by four
+// inputs at a time, so each row is read from memory once for all inputs
+// and used from registers for four of them. Every value is exactly what
+// MulRowsF32 computes for that row and input alone: batching never
+// changes results.
+func MulMatF32(outs [][]float32, m []float32, cols, lo, hi int, xs [][]float32) {
+	if hi <= lo || len(xs) == 0 {
+		return
+	}
+	if cols == 0 {
+		for _, o := range outs[:len(xs)] {
+			clear(o[lo:hi])
+		}
+		return
+	}
+	if len(m) < hi*cols || len(outs) < len(xs) {
+		panic("gguf: MulMatF32 with short matrix or outputs")
+	}
+	for i, x := range xs {
+		if len(x) < cols || len(outs[i]) < hi {
+			panic("gguf: MulMatF32 with short input or output")
+		}
+	}
+	mulMatF32(outs, m, cols, lo, hi, xs)
+}
+
 // dotF32Go is the pure-Go kernel DotF32 was measured against: eight
 // independent accumulators so the loop is not bound by one add chain.
 func dotF32Go(a, b []float32) float32 {
@@ -174,6 +230,32 @@ func DotMany(t TensorType, row []byte, xs [][]float32, sums, buf []float32) {
 		Dequantize(t, row[t.RowBytes(off):t.RowBytes(off+k)], buf[:k])
 		for i, x := range xs {
 			sums[i] += DotF32(buf[:k], x[off:off+k])
+		}
+	}
+}
+
+// WeightedSumF32 sets out[j] to Σ_r w[r]·m[r*stride+j] for j < len(out):
+// the sum of len(w) rows, stride elements apart, weighted by w (the
+// attention-weighted values of one head in a KV cache). On amd64 with
+// AVX-512 it keeps 64 columns in registers over all the rows.
+func WeightedSumF32(out, m []float32, stride int, w []float32) {
+	if len(w) == 0 || len(out) == 0 {
+		clear(out)
+		return
+	}
+	if stride < len(out) || len(m) < (len(w)-1)*stride+len(out) {
+		panic("gguf: WeightedSumF32 with short matrix")
+	}
+	weightedSumF32(out, m, stride, w)
+}
+
+// weightedSumGo is WeightedSumF32 in pure Go.
+func weightedSumGo(out, m []float32, stride int, w []float32) {
+	clear(out)
+	for r, a := range w {
+		row := m[r*stride : r*stride+len(out)]
+		for j, v := range row {
+			out[j] += a * v
 		}
 	}
 }

@@ -23,15 +23,23 @@ func QuantizeQ8(x []float32, v *Q8Vec) {
 		v.D = make([]float32, nb)
 	}
 	v.Q, v.D = v.Q[:nb*32], v.D[:nb]
+	if nb > 0 {
+		quantizeQ8(x[:nb*32], v.Q, v.D, nb)
+	}
+}
+
+// quantizeQ8Go is QuantizeQ8's arithmetic in pure Go, and the reference
+// the assembly version is tested against bit for bit.
+func quantizeQ8Go(x []float32, qs []int8, ds []float32, nb int) {
 	for b := 0; b < nb; b++ {
 		xx := (*[32]float32)(x[b*32 : b*32+32])
-		q := (*[32]int8)(v.Q[b*32 : b*32+32])
+		q := (*[32]int8)(qs[b*32 : b*32+32])
 		var amax float32
 		for _, f := range xx {
 			amax = max(amax, absF32(f))
 		}
 		d := amax / 127
-		v.D[b] = d
+		ds[b] = d
 		if d == 0 {
 			clear(q[:])
 			continue
@@ -74,4 +82,46 @@ func q8DotGo(row []byte, x []int8, xd []float32, nb int) float32 {
 		s += float32((s0+s1)+(s2+s3)) * (dw * xd[b])
 	}
 	return s
+}
+
+// MulMatQ8 sets outs[i][r] to DotQ8(row r of m, &xs[i]) for every input i
+// and every row r in [lo, hi), m being rows of rowBytes bytes (whole Q8_0
+// blocks) and every xs[i] quantized from a vector of the rows' length.
+// With AVX2 it multiplies two rows by four inputs at a time, so each
+// weight block is loaded once for four inputs; every value is bit for bit
+// DotQ8's, so batching never changes results.
+func MulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
+	if hi <= lo || len(xs) == 0 {
+		return
+	}
+	nb := rowBytes / 34
+	if rowBytes%34 != 0 || len(m) < hi*rowBytes || len(outs) < len(xs) {
+		panic("gguf: MulMatQ8 with a short matrix or outputs")
+	}
+	for i := range xs {
+		if len(xs[i].Q) < nb*32 || len(xs[i].D) < nb || len(outs[i]) < hi {
+			panic("gguf: MulMatQ8 with a short input or output")
+		}
+	}
+	if nb == 0 {
+		for _, o := range outs[:len(xs)] {
+			clear(o[lo:hi])
+		}
+		return
+	}
+	mulMatQ8(outs, m, rowBytes, lo, hi, xs)
+}
+
+// mulMatQ8Each is MulMatQ8 with one DotQ8 per row and input, mulMatBlock
+// rows at a time.
+func mulMatQ8Each(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
+	for rb := lo; rb < hi; rb += mulMatBlock {
+		re := min(rb+mulMatBlock, hi)
+		for i := range xs {
+			o := outs[i]
+			for r := rb; r < re; r++ {
+				o[r] = DotQ8(m[r*rowBytes:(r+1)*rowBytes], &xs[i])
+			}
+		}
+	}
 }

@@ -140,7 +140,8 @@ func BenchmarkPrefill15M(b *testing.B) {
 
 // TestWriteLlama2c writes the stories15M-shaped random model as GGUF (F32
 // and Q8_0) and, from the same F32 values, in llama2.c's legacy format
-// (model.bin, tokenizer.bin) for comparing with run.c; see
+// (model.bin, tokenizer.bin) for comparing with run.c, and quantized in
+// llama2.c's Q8_0 format (modelq.bin) for runq.c; see
 // bench/llama/README.md. It runs only when INFERBOX_LLAMA2C_DIR names the
 // output directory.
 func TestWriteLlama2c(t *testing.T) {
@@ -194,6 +195,8 @@ func TestWriteLlama2c(t *testing.T) {
 	}
 	f.Close()
 
+	writeRunq(t, filepath.Join(dir, "modelq.bin"), vals)
+
 	tokens, scores, _ := spmVocab(s.vocabExtra)
 	f, err = os.Create(filepath.Join(dir, "tokenizer.bin"))
 	if err != nil {
@@ -215,6 +218,73 @@ func TestWriteLlama2c(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+}
+
+// writeRunq writes the stories15M-shaped weights in llama2.c's version 2
+// format (export.py --version 2), which runq.c reads: a 256-byte header,
+// the norms in float32, then every matrix as int8 values followed by one
+// float32 scale per group. The group size is export.py's: 64, halved
+// until it divides dim (288), so 32 here, the block size of GGUF Q8_0
+// (whose scales are float16).
+func writeRunq(t *testing.T, path string, vals map[string][]float32) {
+	const dim, hidden, layers, heads, vocab, seqLen = 288, 768, 6, 6, 32000, 256
+	gs := 64
+	for dim%gs != 0 {
+		gs /= 2
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	put := func(v any) {
+		if err := binary.Write(w, binary.LittleEndian, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(uint32(0x616b3432)) // "ak42"
+	put(int32(2))
+	put([]int32{dim, hidden, layers, heads, heads, vocab, seqLen})
+	put(uint8(1)) // shared classifier
+	put(int32(gs))
+	put(make([]byte, 256-(4+4+7*4+1+4)))
+	each := func(suffix string, fn func([]float32)) {
+		for l := 0; l < layers; l++ {
+			fn(vals[fmt.Sprintf("blk.%d.%s", l, suffix)])
+		}
+	}
+	putF := func(v []float32) { put(v) }
+	each("attn_norm.weight", putF)
+	each("ffn_norm.weight", putF)
+	put(vals["output_norm.weight"])
+	quant := func(v []float32) {
+		q := make([]int8, len(v))
+		sc := make([]float32, len(v)/gs)
+		for g := range sc {
+			grp := v[g*gs : (g+1)*gs]
+			var amax float32
+			for _, x := range grp {
+				amax = max(amax, float32(math.Abs(float64(x))))
+			}
+			s := amax / 127
+			sc[g] = s
+			for i, x := range grp {
+				if s != 0 {
+					q[g*gs+i] = int8(math.RoundToEven(float64(x / s)))
+				}
+			}
+		}
+		put(q)
+		put(sc)
+	}
+	quant(vals["token_embd.weight"])
+	for _, suffix := range []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"} {
+		each(suffix+".weight", quant)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // BenchmarkTinyLlamaShape measures a random model with TinyLlama-1.1B's

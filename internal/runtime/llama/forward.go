@@ -236,9 +236,10 @@ func (m *Model) attention(it item, li int, q, out, att []float32) {
 	for hd := 0; hd < h.nHead; hd++ {
 		qh := q[hd*h.headDim : (hd+1)*h.headDim]
 		kvOff := (hd / group) * h.headDim
+		gguf.MulRowsStrideF32(att, kc[kvOff:], kvDim, h.headDim, qh)
 		maxv := float32(math.Inf(-1))
-		for t := 0; t <= pos; t++ {
-			a := dot(qh, kc[t*kvDim+kvOff:t*kvDim+kvOff+h.headDim]) * scale
+		for t, a := range att {
+			a *= scale
 			att[t] = a
 			maxv = max(maxv, a)
 		}
@@ -248,16 +249,11 @@ func (m *Model) attention(it item, li int, q, out, att []float32) {
 			att[t] = e
 			sum += e
 		}
-		o := out[hd*h.headDim : (hd+1)*h.headDim]
-		clear(o)
 		inv := 1 / sum
-		for t, a := range att {
-			vt := vc[t*kvDim+kvOff : t*kvDim+kvOff+h.headDim]
-			a *= inv
-			for i := range o {
-				o[i] += a * vt[i]
-			}
+		for t := range att {
+			att[t] *= inv
 		}
+		gguf.WeightedSumF32(out[hd*h.headDim:(hd+1)*h.headDim], vc[kvOff:], kvDim, att)
 	}
 }
 
@@ -289,20 +285,4 @@ func addTo(dst, src []float32) {
 	for i := range dst {
 		dst[i] += src[i]
 	}
-}
-
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }

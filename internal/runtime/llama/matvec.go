@@ -46,25 +46,21 @@ func (m *matrix) mulMat(out, in [][]float32, threads int, sc *scratch) {
 	})
 }
 
-// rowsRange computes rows [lo, hi) of every product. F32 rows are taken
-// in blocks of rowBlock that stay in the L1 cache while every input passes
-// over them.
+// rowsRange computes rows [lo, hi) of every product. F32 products are
+// gguf.MulMatF32 (blocks of rows kept in L1 while every input passes over
+// them, four rows by four inputs in registers); quantized rows are taken
+// in blocks of rowBlock the same way.
 func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 	c := m.cols
+	if m.f32 != nil {
+		gguf.MulMatF32(out, m.f32, c, lo, hi, in)
+		return
+	}
 	// Quantized rows are decoded a chunk at a time into buf and each chunk
 	// serves every input.
 	buf, sums := work[:gguf.DotChunk], work[gguf.DotChunk:gguf.DotChunk+len(in)]
 	for rb := lo; rb < hi; rb += rowBlock {
 		re := min(rb+rowBlock, hi)
-		if m.f32 != nil {
-			for i, x := range in {
-				o := out[i]
-				for r := rb; r < re; r++ {
-					o[r] = gguf.DotF32(m.f32[r*c:(r+1)*c:(r+1)*c], x)
-				}
-			}
-			continue
-		}
 		for r := rb; r < re; r++ {
 			gguf.DotMany(m.t.Type, m.t.Data[r*m.rowB:(r+1)*m.rowB], in, sums, buf)
 			for i, v := range sums {
@@ -75,17 +71,10 @@ func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 }
 
 // rowsQ8 computes rows [lo, hi) of every product of a Q8_0 matrix with
-// quantized inputs, rowBlock rows at a time as rowsRange.
+// quantized inputs (gguf.MulMatQ8: blocks of rows kept in cache while the
+// inputs pass over them, two rows by four inputs at a time).
 func (m *matrix) rowsQ8(out [][]float32, in []gguf.Q8Vec, lo, hi int) {
-	for rb := lo; rb < hi; rb += rowBlock {
-		re := min(rb+rowBlock, hi)
-		for i := range in {
-			o := out[i]
-			for r := rb; r < re; r++ {
-				o[r] = gguf.DotQ8(m.t.Data[r*m.rowB:(r+1)*m.rowB], &in[i])
-			}
-		}
-	}
+	gguf.MulMatQ8(out, m.t.Data, m.rowB, lo, hi, in)
 }
 
 // workSize is the per-thread scratch (elements) a product with n inputs needs.

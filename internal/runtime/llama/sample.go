@@ -110,12 +110,24 @@ func newSampler(p Params, seed uint64) *sampler {
 // generated tokens); logits are not modified.
 func (s *sampler) sample(logits []float32, history []int) int {
 	p := &s.p
+	penalties := p.RepetitionPenalty != 1 || p.FrequencyPenalty != 0 || p.PresencePenalty != 0
+	if p.Temperature == 0 && !penalties {
+		// Greedy without penalties: the first highest logit, without
+		// building the candidate list (32,000 entries a token).
+		best := 0
+		for i, l := range logits {
+			if l > logits[best] {
+				best = i
+			}
+		}
+		return best
+	}
 	s.cands = s.cands[:0]
 	for i, l := range logits {
 		s.cands = append(s.cands, candidate{i, l})
 	}
 	c := s.cands
-	if p.RepetitionPenalty != 1 || p.FrequencyPenalty != 0 || p.PresencePenalty != 0 {
+	if penalties {
 		clear(s.count)
 		for _, id := range history[max(0, len(history)-PenaltyWindow):] {
 			s.count[id]++
