@@ -124,22 +124,7 @@ hosting:
   serverless_idle_timeout: 2s
 EOF
 
-# Start the server; a port taken between free_port and bind is retried.
-for attempt in 1 2 3; do
-	PORT=$(free_port)
-	URL="http://127.0.0.1:$PORT"
-	"$INFERBOX_BIN" serve --listen "127.0.0.1:$PORT" --data "$WORK/data" --config "$WORK/inferbox.yaml" --log text >"$WORK/server.log" 2>&1 &
-	SERVER_PID=$!
-	deadline=$((SECONDS + 20))
-	while ((SECONDS < deadline)) && kill -0 "$SERVER_PID" 2>/dev/null; do
-		if curl -fsS --max-time 1 "$URL/healthz" >/dev/null 2>&1; then break 2; fi
-		sleep 0.1
-	done
-	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=""
-done
-[[ -n "$SERVER_PID" ]] || fail "start server" "no /healthz answer"
+start_server --config "$WORK/inferbox.yaml"
 ok "server healthy on $URL ($("$AWS_CLI" --version 2>&1 | cut -d' ' -f1))"
 
 MODEL_URL="file://$REPO/examples/xgboost/model"

@@ -88,3 +88,25 @@ scenario_setup() {
 	export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
 	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL 2>/dev/null || true
 }
+
+# start_server ARGS...: start `inferbox serve` on a free loopback port with
+# $WORK/data and ARGS, wait for /healthz, set URL and SERVER_PID (a port
+# taken between free_port and bind is retried).
+start_server() {
+	local attempt deadline
+	for attempt in 1 2 3; do
+		PORT=$(free_port)
+		URL="http://127.0.0.1:$PORT"
+		"$INFERBOX_BIN" serve --listen "127.0.0.1:$PORT" --data "$WORK/data" --log text "$@" >"$WORK/server.log" 2>&1 &
+		SERVER_PID=$!
+		deadline=$((SECONDS + 20))
+		while ((SECONDS < deadline)) && kill -0 "$SERVER_PID" 2>/dev/null; do
+			if curl -fsS --max-time 1 "$URL/healthz" >/dev/null 2>&1; then return 0; fi
+			sleep 0.1
+		done
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+		SERVER_PID=""
+	done
+	fail "start server" "no /healthz answer (attempt $attempt)"
+}

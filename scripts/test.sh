@@ -2,7 +2,8 @@
 # The README's test command: sets up what the tests need on a fresh Debian
 # machine (as root), then runs every check CI runs:
 #   gofmt, go vet, staticcheck, go mod tidy diff, go test -race ./...,
-#   and the AWS CLI / boto3 end-to-end scenario.
+#   and the AWS CLI end-to-end scenarios (SageMaker hosting, S3, batch
+#   transform, and Bedrock + OpenAI when an installed CLI knows Bedrock).
 # Set SKIP_SETUP=1 to skip the apt-get step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,3 +54,6 @@ bash scripts/s3-scenario.sh
 
 echo "== AWS CLI scenario: batch transform"
 bash scripts/transform-scenario.sh
+
+echo "== AWS CLI scenario: Bedrock and the OpenAI API"
+bash scripts/bedrock-scenario.sh

@@ -32,9 +32,6 @@ PASSED=0
 # shellcheck source=scenario-lib.sh
 source "$REPO/scripts/scenario-lib.sh"
 
-free_port() {
-	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 # wait_job NAME: the CLI's own waiter with the 1 s definition; its exit status.
 wait_job() { AWS_DATA_PATH="$WORK/models" timeout 90 "$AWS_CLI" --endpoint-url "$URL" sagemaker wait transform-job-completed-or-stopped --transform-job-name "$1"; }
 ib() { "$INFERBOX_BIN" --server "$URL" "$@"; }
@@ -61,22 +58,7 @@ cat >"$WORK/models/sagemaker/2017-07-24/waiters-2.json" <<'JSON'
 }
 JSON
 
-# Start the server; a port taken between free_port and bind is retried.
-for attempt in 1 2 3; do
-	PORT=$(free_port)
-	URL="http://127.0.0.1:$PORT"
-	"$INFERBOX_BIN" serve --listen "127.0.0.1:$PORT" --data "$WORK/data" --log text >"$WORK/server.log" 2>&1 &
-	SERVER_PID=$!
-	deadline=$((SECONDS + 20))
-	while ((SECONDS < deadline)) && kill -0 "$SERVER_PID" 2>/dev/null; do
-		if curl -fsS --max-time 1 "$URL/healthz" >/dev/null 2>&1; then break 2; fi
-		sleep 0.1
-	done
-	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=""
-done
-[[ -n "$SERVER_PID" ]] || fail "start server" "no /healthz answer"
+start_server
 ok "server healthy on $URL ($("$AWS_CLI" --version 2>&1 | cut -d' ' -f1))"
 
 MODEL_URL="file://$REPO/examples/xgboost/model"
