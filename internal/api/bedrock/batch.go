@@ -2,8 +2,10 @@ package bedrock
 
 // Batch inference (model invocation jobs): CreateModelInvocationJob,
 // GetModelInvocationJob, ListModelInvocationJobs, StopModelInvocationJob,
-// and the record format — JSONL {recordId, modelInput} in the Meta Llama
-// InvokeModel body, {recordId, modelInput, modelOutput | error} out, one
+// and the record format — JSONL {recordId, modelInput} in the job model's
+// InvokeModel body (bodies.go: Meta Llama, Amazon Titan Text or Mistral),
+// {recordId, modelInput, modelOutput | error} out, modelOutput being that
+// body's InvokeModel reply; one
 // <input name>.out per input file plus manifest.json.out, under
 // <output prefix>/<job id>/.
 
@@ -49,7 +51,7 @@ type batchError struct {
 type batchOut struct {
 	RecordID    string          `json:"recordId"`
 	ModelInput  json.RawMessage `json:"modelInput,omitempty"`
-	ModelOutput *llamaReply     `json:"modelOutput,omitempty"`
+	ModelOutput any             `json:"modelOutput,omitempty"`
 	Error       *batchError     `json:"error,omitempty"`
 }
 
@@ -58,7 +60,7 @@ type batchOut struct {
 func (f *BatchFormat) Record(ctx context.Context, job *catalog.ModelJob, i int, line []byte) genai.BatchRecord {
 	var in batchIn
 	fail := func(code int, msg string) genai.BatchRecord {
-		b, _ := json.Marshal(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, Error: &batchError{code, msg}})
+		b := outLine(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, Error: &batchError{code, msg}})
 		return genai.BatchRecord{Line: b, Failed: true}
 	}
 	if err := json.Unmarshal(line, &in); err != nil || len(in.ModelInput) == 0 {
@@ -73,7 +75,8 @@ func (f *BatchFormat) Record(ctx context.Context, job *catalog.ModelJob, i int, 
 	if !ok {
 		return fail(400, "The provided model identifier is invalid.")
 	}
-	prompt, params, err := parseLlama(in.ModelInput, info.ContextLength)
+	pb := bodyFor(info)
+	prompt, params, err := pb.parse(in.ModelInput, info.ContextLength)
 	if err != nil {
 		return fail(400, apierr.As(err).Message)
 	}
@@ -86,10 +89,18 @@ func (f *BatchFormat) Record(ctx context.Context, job *catalog.ModelJob, i int, 
 		r.InputTokens, r.OutputTokens = res.InputTokens, res.OutputTokens
 		return r
 	}
-	n, reason := res.InputTokens, res.FinishReason
-	b, _ := json.Marshal(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, ModelOutput: &llamaReply{
-		Generation: res.Text, PromptTokenCount: &n, GenerationTokenCount: res.OutputTokens, StopReason: &reason}})
+	b := outLine(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, ModelOutput: pb.reply(res)})
 	return genai.BatchRecord{Line: b, InputTokens: res.InputTokens, OutputTokens: res.OutputTokens}
+}
+
+// outLine encodes one output line without HTML escaping, so modelInput
+// and the generated text read as they were (a Mistral "<s>" stays "<s>").
+func outLine(o batchOut) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(o)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // recordID is the id given to a record without one: 11 characters.
