@@ -30,6 +30,11 @@ import (
 // discount by the price book).
 const ModeBatch = "bedrock-batch"
 
+// BatchProvisionedMessage is the ValidationException text for a batch job
+// (or an OpenAI batch line) naming a provisioned throughput: batch
+// inference runs on the shared on-demand capacity only.
+const BatchProvisionedMessage = "Batch inference is not supported with provisioned throughput. Specify a foundation model for the job."
+
 // maxRecordLine bounds one JSONL line.
 const maxRecordLine = 4 << 20
 

@@ -181,6 +181,12 @@ func WithBatch(ctx context.Context, mode string) context.Context {
 	return context.WithValue(ctx, batchKey{}, mode)
 }
 
+// InBatch reports whether ctx runs batch records (WithBatch).
+func InBatch(ctx context.Context) bool {
+	_, ok := ctx.Value(batchKey{}).(string)
+	return ok
+}
+
 // batchRequest applies WithBatch's marks to req (a copy when it changes).
 func batchRequest(ctx context.Context, req *Request) *Request {
 	mode, ok := ctx.Value(batchKey{}).(string)

@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrock"
 	btypes "github.com/aws/aws-sdk-go-v2/service/bedrock/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/openai/openai-go/v3"
+
+	"github.com/inferbox/inferbox/internal/config"
+	"github.com/inferbox/inferbox/internal/genai"
 )
 
 // createJobOn is CreateModelInvocationJob of input on model.
@@ -107,5 +115,144 @@ func TestGenAIBatchProviderBodies(t *testing.T) {
 				t.Errorf("bad record: %s", lines[len(tc.bodies)])
 			}
 		})
+	}
+}
+
+// completionText is a greedy /v1/completions on model.
+func completionText(ctx context.Context, oc openai.Client, model string) (string, error) {
+	res, err := oc.Completions.New(ctx, openai.CompletionNewParams{Model: openai.CompletionNewParamsModel(model),
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+		Temperature: openai.Float(0), MaxTokens: openai.Int(24)})
+	if err != nil {
+		return "", err
+	}
+	return res.Choices[0].Text, nil
+}
+
+// Custom models and provisioned throughputs outside InvokeModel/Converse:
+// a batch job refuses both (an imported model as on demand, a provisioned
+// throughput as unsupported for batch); the OpenAI API refuses an imported
+// model with Bedrock's on-demand message and serves a provisioned
+// throughput named by its ARN, except in a batch.
+func TestGenAICustomModelRouting(t *testing.T) {
+	model := storiesPath(t)
+	var data string
+	_, url, _, stop := startGenAI(t, func(cfg *config.Config) { data = cfg.Data })
+	ctx := context.Background()
+	bc := bedrockControl(t, url)
+	c := newClients(url, "AKIDANY", "anysecret")
+	oc := oaiClient(url)
+	weights, err := os.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3c := s3Client(c)
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("models")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("models"), Key: aws.String("custom/stories.gguf"),
+		Body: bytes.NewReader(weights)}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := importJob(ctx, bc, "import-routing", "my-stories", "s3://models/custom/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := waitImportJob(t, bc, *created.JobArn)
+	if job.ImportedModelArn == nil {
+		t.Fatalf("import job %+v", job)
+	}
+	modelArn := *job.ImportedModelArn
+	pt, err := bc.CreateProvisionedModelThroughput(ctx, &bedrock.CreateProvisionedModelThroughputInput{
+		ModelUnits: aws.Int32(1), ProvisionedModelName: aws.String("custom-pt"), ModelId: aws.String(modelArn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptArn := *pt.ProvisionedModelArn
+	waitPTInService(t, bc, ptArn)
+
+	putBatchInput(t, c, "routing", "in/records.jsonl",
+		`{"recordId":"REC00000001","modelInput":{"prompt":"Once upon a time","max_gen_len":4}}`+"\n")
+	for _, ref := range []string{"my-stories", modelArn} {
+		_, err := createJobOn(ctx, bc, "custom-batch", ref, "s3://routing/in/records.jsonl", "s3://routing/out/")
+		expectAPIError(t, "batch job on imported "+ref, err, "ValidationException", 400)
+		if _, msg, _ := apiError(t, err); msg != genai.OnDemandCustomMessage {
+			t.Errorf("batch job on %s: message %q, want %q", ref, msg, genai.OnDemandCustomMessage)
+		}
+	}
+	_, err = createJobOn(ctx, bc, "pt-batch", ptArn, "s3://routing/in/records.jsonl", "s3://routing/out/")
+	expectAPIError(t, "batch job on a provisioned throughput", err, "ValidationException", 400, "provisioned throughput")
+	_, err = createJobOn(ctx, bc, "unknown-batch", "meta.nope", "s3://routing/in/records.jsonl", "s3://routing/out/")
+	expectAPIError(t, "batch job on an unknown model", err, "ValidationException", 400, "The provided model identifier is invalid.")
+	if list, err := bc.ListModelInvocationJobs(ctx, &bedrock.ListModelInvocationJobsInput{}); err != nil || len(list.InvocationJobSummaries) != 0 {
+		t.Errorf("refused jobs were stored: %+v %v", list, err)
+	}
+
+	// OpenAI: the imported model is refused by name and by ARN, on both endpoints.
+	for _, ref := range []string{"my-stories", modelArn} {
+		_, err := completionText(ctx, oc, ref)
+		expectOAIError(t, "completion on imported "+ref, err, 400, "model", "")
+		var e *openai.Error
+		if errors.As(err, &e) && e.Message != genai.OnDemandCustomMessage {
+			t.Errorf("completion on %s: message %q", ref, e.Message)
+		}
+		_, err = oc.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: ref,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Once upon a time")}})
+		expectOAIError(t, "chat on imported "+ref, err, 400, "model", "")
+	}
+	_, err = completionText(ctx, oc, "meta.nope")
+	expectOAIError(t, "unknown model", err, 404, "model", "model_not_found")
+
+	// Through its provisioned throughput's ARN the imported model serves:
+	// the same greedy text as the foundation model on the same weights.
+	want, err := completionText(ctx, oc, "meta.stories260k")
+	if err != nil || want == "" {
+		t.Fatalf("foundation model: %q %v", want, err)
+	}
+	got, err := completionText(ctx, oc, ptArn)
+	if err != nil || got != want {
+		t.Fatalf("through %s: %q %v; foundation model %q", ptArn, got, err, want)
+	}
+	chat, err := oc.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: ptArn, MaxCompletionTokens: openai.Int(8),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Once upon a time")}})
+	if err != nil || chat.Usage.CompletionTokens == 0 {
+		t.Fatalf("chat through %s: %+v %v", ptArn, chat, err)
+	}
+	_, err = completionText(ctx, oc, ptArn[:strings.LastIndex(ptArn, "/")+1]+"nosuchptxxxx")
+	expectOAIError(t, "unknown provisioned throughput", err, 404, "model", "model_not_found")
+
+	// In an OpenAI batch, a line naming the provisioned throughput fails
+	// with the batch message; the imported model with the on-demand one.
+	line := func(id, model string) string {
+		b, _ := json.Marshal(map[string]any{"custom_id": id, "method": "POST", "url": "/v1/chat/completions",
+			"body": map[string]any{"model": model, "max_completion_tokens": 4,
+				"messages": []map[string]string{{"role": "user", "content": "Once upon a time"}}}})
+		return string(b)
+	}
+	f := uploadBatch(t, oc, "routing.jsonl", line("pt", ptArn)+"\n"+line("custom", "my-stories")+"\n"+line("fm", oaiModel)+"\n")
+	b := newBatch(t, oc, f.ID)
+	b = waitBatch(t, oc, b.ID, 60*time.Second, statusIs(openai.BatchStatusCompleted))
+	if b.RequestCounts.Completed != 1 || b.RequestCounts.Failed != 2 {
+		t.Errorf("batch counts %+v", b.RequestCounts)
+	}
+	msgs := map[string]string{}
+	for _, l := range outLines(t, fileText(t, oc, b.ErrorFileID)) {
+		if l.CustomID != nil && l.Error != nil {
+			msgs[*l.CustomID] = l.Error.Message
+		}
+	}
+	if msgs["pt"] != genai.BatchProvisionedMessage || msgs["custom"] != genai.OnDemandCustomMessage {
+		t.Errorf("batch line errors %q", msgs)
+	}
+
+	stop()
+	var ptRows int
+	for _, inv := range readLedger(t, data) {
+		if inv.Mode == genai.ModeProvisioned && inv.Variant == "openai" {
+			ptRows++
+		}
+	}
+	if ptRows != 2 {
+		t.Errorf("ledger: %d provisioned rows from the OpenAI API, want 2", ptRows)
 	}
 }

@@ -203,8 +203,8 @@ func (b *BatchHandler) create(w http.ResponseWriter, r *http.Request) {
 		b.h.fail(w, err)
 		return
 	}
-	if _, ok := b.h.svc.Model(id); !ok {
-		b.h.fail(w, badf("The provided model identifier is invalid."))
+	if err := b.batchModel(id); err != nil {
+		b.h.fail(w, err)
 		return
 	}
 	hours := 24
@@ -221,6 +221,23 @@ func (b *BatchHandler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	awsproto.WriteJSON(w, http.StatusOK, "application/json", map[string]string{"jobArn": j.Arn})
+}
+
+// batchModel checks a job's modelId: a foundation model runs; an imported
+// model is refused as on demand (only a provisioned throughput serves it);
+// a provisioned throughput is refused, as Bedrock does not run batch
+// inference on one.
+func (b *BatchHandler) batchModel(id string) error {
+	if strings.Contains(id, ":provisioned-model/") {
+		return badf("%s", genai.BatchProvisionedMessage)
+	}
+	if _, ok := b.h.svc.Model(id); ok {
+		return nil
+	}
+	if err := b.h.svc.OnDemandError(id); errors.Is(err, genai.ErrOnDemandCustom) {
+		return err
+	}
+	return badf("The provided model identifier is invalid.")
 }
 
 // jobOf resolves {jobIdentifier}: a job ARN or id.
