@@ -121,7 +121,7 @@ func TestGenAIBatchProviderBodies(t *testing.T) {
 // completionText is a greedy /v1/completions on model.
 func completionText(ctx context.Context, oc openai.Client, model string) (string, error) {
 	res, err := oc.Completions.New(ctx, openai.CompletionNewParams{Model: openai.CompletionNewParamsModel(model),
-		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+		Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
 		Temperature: openai.Float(0), MaxTokens: openai.Int(24)})
 	if err != nil {
 		return "", err

@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -109,15 +110,11 @@ func recordID(i int) string {
 	return "REC" + strings.Repeat("0", max(0, 8-len(s))) + s
 }
 
-// Write stores <input>.out and manifest.json.out under <output>/<job id>/.
-func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, inputName string, records []genai.BatchRecord) error {
+// Write stores <input>.out and manifest.json.out under <output>/<job id>/,
+// streaming the records.
+func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, inputName string, records iter.Seq[genai.BatchRecord]) error {
 	prefix := strings.TrimSuffix(job.OutputURI, "/") + "/" + job.ID + "/"
-	var buf bytes.Buffer
-	for _, r := range records {
-		buf.Write(r.Line)
-		buf.WriteByte('\n')
-	}
-	if _, err := f.Objects.Put(ctx, prefix+inputName+".out", &buf, objstore.PutOptions{ContentType: "application/jsonl"}); err != nil {
+	if _, _, err := genai.PutRecords(ctx, f.Objects, prefix+inputName+".out", records, nil); err != nil {
 		return err
 	}
 	c := job.Counts
