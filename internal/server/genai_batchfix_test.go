@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -255,4 +256,88 @@ func TestGenAICustomModelRouting(t *testing.T) {
 	if ptRows != 2 {
 		t.Errorf("ledger: %d provisioned rows from the OpenAI API, want 2", ptRows)
 	}
+}
+
+// A large batch input is streamed: while the job runs, the server's live
+// heap grows by far less than the input (the old runner held every line
+// and every output). The server runs in this process, so the test reads
+// the heap directly: live bytes after a forced collection, sampled until
+// the job ends.
+func TestGenAIBatchLargeInputMemory(t *testing.T) {
+	const records = 20000
+	c, _, _ := start(t, func(cfg *config.Config) {
+		cfg.FoundationModels = []config.FoundationModel{{ID: "meta.stories260k", Path: storiesPath(t), ChatFormat: "raw"}}
+		cfg.Auth.AccessKeys = map[string]string{"AKIDANY": "anysecret"}
+		// Batch records count against the on-demand quota (genai.Generate):
+		// unlimited here, so that none is throttled.
+		cfg.GenAI.Quotas.RequestsPerMinute, cfg.GenAI.Quotas.TokensPerMinute = 0, 0
+	})
+	br := bedrockClient(c)
+	ctx := context.Background()
+	// Short records (one token each) made long by their recordId, so that
+	// the input is large and the job quick.
+	pad := strings.Repeat("x", 1500)
+	var in strings.Builder
+	for i := range records {
+		fmt.Fprintf(&in, `{"recordId":"R%08d-%s","modelInput":{"prompt":"Once","temperature":0,"max_gen_len":1}}`+"\n", i, pad)
+	}
+	size := in.Len()
+	putBatchInput(t, c, "large", "in/large.jsonl", in.String())
+	in = strings.Builder{}
+
+	live := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	// A small job first, so that what any job sets up once (the model's
+	// instances, the SDK's and encoders' caches, the ledger's buffer) is
+	// in the baseline.
+	putBatchInput(t, c, "large", "warm/warm.jsonl", bigInput(64, 1))
+	waitJob(t, br, createJob(t, br, "warm", "s3://large/warm/warm.jsonl", "s3://large/out/"), 60*time.Second, btypes.ModelInvocationJobStatusCompleted)
+	base := live()
+	arn := createJob(t, br, "large", "s3://large/in/large.jsonl", "s3://large/out/")
+	var peak uint64
+	var status btypes.ModelInvocationJobStatus
+	waitFor(t, 120*time.Second, "the large job completes", func() (bool, string) {
+		peak = max(peak, live())
+		out, err := br.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(arn)})
+		if err != nil {
+			return false, err.Error()
+		}
+		status = out.Status
+		return catalogTerminal(out.Status), fmt.Sprintf("%s, %d processed", out.Status, aws.ToInt64(out.ProcessedRecordCount))
+	})
+	growth := int64(peak) - int64(base)
+	t.Logf("input %d bytes (%d records); live heap %d before the job, peak %d during it: +%d bytes", size, records, base, peak, growth)
+	if status != btypes.ModelInvocationJobStatusCompleted {
+		t.Fatalf("job %s", status)
+	}
+	if growth >= int64(size/2) {
+		t.Errorf("live heap grew by %d bytes during a job on a %d-byte input; want < %d", growth, size, size/2)
+	}
+
+	jobID := arn[strings.LastIndex(arn, "/")+1:]
+	out := getObjectText(t, c, "large", "out/"+jobID+"/large.jsonl.out")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != records {
+		t.Fatalf("%d output lines, want %d", len(lines), records)
+	}
+	for i, l := range lines {
+		var o batchOutLine
+		if err := json.Unmarshal([]byte(l), &o); err != nil || o.RecordID != fmt.Sprintf("R%08d-%s", i, pad) || o.Error != nil || len(o.ModelOutput) == 0 {
+			t.Fatalf("output line %d out of order or failed: %.30s…%s (%v)", i, l, l[max(0, len(l)-200):], err)
+		}
+	}
+}
+
+// catalogTerminal is whether a job status is final.
+func catalogTerminal(s btypes.ModelInvocationJobStatus) bool {
+	switch s {
+	case btypes.ModelInvocationJobStatusCompleted, btypes.ModelInvocationJobStatusFailed, btypes.ModelInvocationJobStatusStopped,
+		btypes.ModelInvocationJobStatusPartiallyCompleted, btypes.ModelInvocationJobStatusExpired:
+		return true
+	}
+	return false
 }
