@@ -28,6 +28,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -199,6 +200,11 @@ func (b *Batches) Start(ctx context.Context) error {
 	for _, j := range js {
 		switch {
 		case catalog.ModelJobTerminal(j.Status):
+		case j.Status == catalog.ModelJobStopping && b.parts != "" && b.formats[j.Kind] != nil:
+			// Asked to stop before the server went down: it writes the
+			// outputs of its finished records (run) and becomes Stopped.
+			b.log.Info("finishing a stopped batch job", "job", j.ID)
+			b.start(j)
 		case j.Status == catalog.ModelJobStopping:
 			j.Status = catalog.ModelJobStopped
 			now := time.Now().UTC()
@@ -245,7 +251,7 @@ func (b *Batches) start(j *catalog.ModelJob) {
 	if j.TimeoutHours > 0 {
 		ctx, cancel = context.WithDeadline(context.Background(), j.SubmitTime.Add(time.Duration(j.TimeoutHours)*time.Hour))
 	}
-	r := &batchRun{cancel: cancel}
+	r := &batchRun{cancel: cancel, stopped: j.Status == catalog.ModelJobStopping}
 	b.running[j.ID] = r
 	b.wg.Add(1)
 	go func() {
@@ -306,6 +312,10 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 			finish(catalog.ModelJobFailed, msg)
 		}
 	}
+	if j.Status == catalog.ModelJobStopping {
+		b.finishStopped(context.WithoutCancel(ctx), j, format, finish)
+		return
+	}
 	if ctx.Err() != nil && !b.isStopped(r) && !b.shuttingDown(r) {
 		finish(catalog.ModelJobExpired, "The job was scheduled but did not begin before its timeout.")
 		return
@@ -356,14 +366,19 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		finish(catalog.ModelJobFailed, feedErr.Error())
 		return
 	}
-	wctx := context.WithoutCancel(ctx)
+	b.output(context.WithoutCancel(ctx), run, name, status, finish)
+}
+
+// output writes a job's outputs from its progress and finishes it with
+// status (Failed if the outputs cannot be written).
+func (b *Batches) output(ctx context.Context, run *batchrun, name, status string, finish func(status, msg string)) {
 	var readErr error
 	records := func(yield func(BatchRecord) bool) {
-		if err := run.records(wctx, yield); err != nil {
+		if err := run.records(ctx, yield); err != nil {
 			readErr = err
 		}
 	}
-	err = format.Write(wctx, j, name, records)
+	err := run.format.Write(ctx, run.job, name, records)
 	if err == nil {
 		err = readErr
 	}
@@ -372,7 +387,28 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		return
 	}
 	finish(status, "")
-	b.dropParts(wctx, j.ID)
+	b.dropParts(ctx, run.job.ID)
+}
+
+// finishStopped ends a job found Stopping at start-up (asked to stop, then
+// the server went down before it had written its outputs): the outputs of
+// the records its progress holds are written, and it becomes Stopped.
+func (b *Batches) finishStopped(ctx context.Context, j *catalog.ModelJob, format BatchFormat, finish func(status, msg string)) {
+	_, name, err := b.inputObject(ctx, j.InputURI)
+	if err != nil {
+		finish(catalog.ModelJobStopped, "")
+		return
+	}
+	prog, err := b.loadParts(ctx, j.ID, math.MaxInt) // every stored record: the input is not read again
+	if err != nil {
+		finish(catalog.ModelJobFailed, "writing the output failed: "+err.Error())
+		return
+	}
+	total := j.Counts.Total
+	j.Counts = prog.counts
+	j.Counts.Total = total
+	run := &batchrun{b: b, job: j, format: format, prog: prog}
+	b.output(ctx, run, name, catalog.ModelJobStopped, finish)
 }
 
 // inputObject resolves a job's input: one object, or the first .jsonl

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/openai/openai-go/v3"
 
+	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/config"
 	"github.com/inferbox/inferbox/internal/genai"
 )
@@ -340,4 +342,128 @@ func catalogTerminal(s btypes.ModelInvocationJobStatus) bool {
 		return true
 	}
 	return false
+}
+
+// markStopping sets a stopped server's job to Stopping in its catalog, as
+// if StopModelInvocationJob (or an OpenAI cancel) had been answered just
+// before the server went down, before the job wrote its outputs.
+func markStopping(t *testing.T, data, jobID string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := catalog.Open(ctx, filepath.Join(data, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	j, err := st.GetModelJob(ctx, jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != catalog.ModelJobInProgress {
+		t.Fatalf("job %s is %s at shutdown, want InProgress", jobID, j.Status)
+	}
+	j.Status = catalog.ModelJobStopping
+	if err := st.PutModelJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A job that was stopping when the server went down ends at the next start
+// with the outputs of the records it had finished, and runs no other.
+func TestGenAIBatchStoppingAtRestart(t *testing.T) {
+	model := storiesPath(t)
+	data := t.TempDir()
+	mutate := func(cfg *config.Config) {
+		cfg.FoundationModels = []config.FoundationModel{{ID: oaiModel, Path: model, ChatFormat: "raw"}}
+		cfg.Auth.AccessKeys = map[string]string{"AKIDANY": "anysecret"}
+		cfg.Data = data
+	}
+	const n = 60
+	t.Run("bedrock", func(t *testing.T) {
+		c, _, stop := start(t, mutate)
+		br := bedrockClient(c)
+		var in strings.Builder
+		for i := range n {
+			fmt.Fprintf(&in, `{"recordId":"S%010d","modelInput":{"prompt":"Once upon a time","temperature":0,"max_gen_len":300}}`+"\n", i)
+		}
+		putBatchInput(t, c, "stopping", "in/stop.jsonl", in.String())
+		arn := createJob(t, br, "stopping", "s3://stopping/in/stop.jsonl", "s3://stopping/out/")
+		waitFor(t, 60*time.Second, "8 records processed", func() (bool, string) {
+			got := waitJob(t, br, arn, 10*time.Second, btypes.ModelInvocationJobStatusInProgress)
+			return aws.ToInt64(got.ProcessedRecordCount) >= 8, fmt.Sprint(aws.ToInt64(got.ProcessedRecordCount))
+		})
+		stop()
+		jobID := arn[strings.LastIndex(arn, "/")+1:]
+		markStopping(t, data, jobID)
+		restart := time.Now()
+
+		c, _, stop = start(t, mutate)
+		br = bedrockClient(c)
+		got := waitJob(t, br, arn, 60*time.Second, btypes.ModelInvocationJobStatusStopped)
+		processed := aws.ToInt64(got.ProcessedRecordCount)
+		if processed < 8 || processed >= n || aws.ToInt64(got.SuccessRecordCount) != processed || aws.ToInt64(got.TotalRecordCount) != n {
+			t.Errorf("stopped job: total %d processed %d success %d", aws.ToInt64(got.TotalRecordCount), processed, aws.ToInt64(got.SuccessRecordCount))
+		}
+		out := getObjectText(t, c, "stopping", "out/"+jobID+"/stop.jsonl.out")
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if int64(len(lines)) != processed {
+			t.Fatalf("%d output lines, %d records processed", len(lines), processed)
+		}
+		prev := -1
+		for _, l := range lines {
+			var o batchOutLine
+			var k int
+			if err := json.Unmarshal([]byte(l), &o); err != nil || len(o.ModelOutput) == 0 {
+				t.Fatalf("output line %s: %v", l, err)
+			}
+			if _, err := fmt.Sscanf(o.RecordID, "S%d", &k); err != nil || k <= prev {
+				t.Fatalf("record %s after %d", o.RecordID, prev)
+			}
+			prev = k
+		}
+		var manifest map[string]int
+		if err := json.Unmarshal([]byte(getObjectText(t, c, "stopping", "out/"+jobID+"/manifest.json.out")), &manifest); err != nil ||
+			int64(manifest["processedRecordCount"]) != processed || manifest["totalRecordCount"] != n {
+			t.Errorf("manifest %v %v", manifest, err)
+		}
+		stop()
+		if all, after := countBatchRows(t, data, "bedrock", restart); int64(all) != processed || after != 0 {
+			t.Errorf("ledger: %d generations, %d after the restart; want %d, none after", all, after, processed)
+		}
+	})
+	t.Run("openai", func(t *testing.T) {
+		_, url, stop := start(t, mutate)
+		oc := oaiClient(url)
+		var lines []string
+		for i := range n {
+			lines = append(lines, chatLine(fmt.Sprintf("c%02d", i), "Once upon a time", 300))
+		}
+		f := uploadBatch(t, oc, "stopping.jsonl", strings.Join(lines, "\n")+"\n")
+		b := newBatch(t, oc, f.ID)
+		waitBatch(t, oc, b.ID, 60*time.Second, func(b *openai.Batch) bool { return b.RequestCounts.Completed >= 8 })
+		stop()
+		markStopping(t, data, b.ID)
+		restart := time.Now()
+
+		_, url, stop = start(t, mutate)
+		oc = oaiClient(url)
+		done := waitBatch(t, oc, b.ID, 60*time.Second, statusIs(openai.BatchStatusCancelled))
+		rc := done.RequestCounts
+		if rc.Completed < 8 || rc.Completed >= n || rc.Failed != 0 || rc.Total != n || done.OutputFileID == "" {
+			t.Fatalf("cancelled batch counts %+v, output file %q", rc, done.OutputFileID)
+		}
+		out := outLines(t, fileText(t, oc, done.OutputFileID))
+		if int64(len(out)) != rc.Completed {
+			t.Errorf("%d output lines, %d requests completed", len(out), rc.Completed)
+		}
+		for _, l := range out {
+			if l.Response == nil || l.Response.StatusCode != 200 {
+				t.Errorf("output line %+v", l)
+			}
+		}
+		stop()
+		if _, after := countBatchRows(t, data, "openai", restart); after != 0 {
+			t.Errorf("ledger: %d generations after the restart, want none", after)
+		}
+	})
 }
