@@ -8,15 +8,27 @@ package genai
 // stored in the catalog and resumed at start-up; with WithParts, a job that
 // was running when the server stopped skips the records it had finished
 // (batchparts.go), otherwise it runs again from its first record.
+//
+// The input is streamed, never held whole: a first pass counts the records
+// and feeds a BatchValidator; a second feeds the records to the workers
+// through a bounded window (batchrun in batchparts.go), and finished
+// records go to the job's progress parts in input order, from which the
+// format writes the output. A job's memory is the window, whatever the
+// size of its input.
+//
+// genai/batch imports catalog and objstore; never an API adapter.
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +41,11 @@ import (
 // ModeBatch is the ledger mode of batch invocations (priced at the batch
 // discount by the price book).
 const ModeBatch = "bedrock-batch"
+
+// BatchProvisionedMessage is the ValidationException text for a batch job
+// (or an OpenAI batch line) naming a provisioned throughput: batch
+// inference runs on the shared on-demand capacity only.
+const BatchProvisionedMessage = "Batch inference is not supported with provisioned throughput. Specify a foundation model for the job."
 
 // maxRecordLine bounds one JSONL line.
 const maxRecordLine = 4 << 20
@@ -54,16 +71,23 @@ type BatchFormat interface {
 	// Record runs one input line (index i of the file) and returns its
 	// output line. It never fails the job: a bad line is a failed record.
 	Record(ctx context.Context, job *catalog.ModelJob, i int, line []byte) BatchRecord
-	// Write stores a finished (or stopped) job's outputs.
-	Write(ctx context.Context, job *catalog.ModelJob, inputName string, records []BatchRecord) error
+	// Write stores a finished (or stopped) job's outputs. records yields
+	// the finished records in input order, read from the job's progress as
+	// it goes; it may be ranged over more than once. A failure to read the
+	// progress ends the sequence early and fails the job even when Write
+	// returns nil.
+	Write(ctx context.Context, job *catalog.ModelJob, inputName string, records iter.Seq[BatchRecord]) error
 }
 
 // BatchValidator is implemented by a format that checks a whole input
 // before any record runs (OpenAI fails a batch whose custom_ids repeat).
-// An error fails the job with its message; Validate may record details in
-// job.Extra, which is stored with the failure.
+// lines yields the input's records in order, streamed from the object (a
+// line's bytes are valid until the next one: keep only what the check
+// needs). An error fails the job with its message; Validate may record
+// details in job.Extra, which is stored with the failure. A failure to read
+// the input ends lines early and fails the job whatever Validate returns.
 type BatchValidator interface {
-	Validate(ctx context.Context, job *catalog.ModelJob, lines [][]byte) error
+	Validate(ctx context.Context, job *catalog.ModelJob, lines iter.Seq[[]byte]) error
 }
 
 // Batches runs batch jobs. Start resumes stored jobs; Close stops them
@@ -176,6 +200,11 @@ func (b *Batches) Start(ctx context.Context) error {
 	for _, j := range js {
 		switch {
 		case catalog.ModelJobTerminal(j.Status):
+		case j.Status == catalog.ModelJobStopping && b.parts != "" && b.formats[j.Kind] != nil:
+			// Asked to stop before the server went down: it writes the
+			// outputs of its finished records (run) and becomes Stopped.
+			b.log.Info("finishing a stopped batch job", "job", j.ID)
+			b.start(j)
 		case j.Status == catalog.ModelJobStopping:
 			j.Status = catalog.ModelJobStopped
 			now := time.Now().UTC()
@@ -222,7 +251,7 @@ func (b *Batches) start(j *catalog.ModelJob) {
 	if j.TimeoutHours > 0 {
 		ctx, cancel = context.WithDeadline(context.Background(), j.SubmitTime.Add(time.Duration(j.TimeoutHours)*time.Hour))
 	}
-	r := &batchRun{cancel: cancel}
+	r := &batchRun{cancel: cancel, stopped: j.Status == catalog.ModelJobStopping}
 	b.running[j.ID] = r
 	b.wg.Add(1)
 	go func() {
@@ -283,35 +312,36 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 			finish(catalog.ModelJobFailed, msg)
 		}
 	}
+	if j.Status == catalog.ModelJobStopping {
+		b.finishStopped(context.WithoutCancel(ctx), j, format, finish)
+		return
+	}
 	if ctx.Err() != nil && !b.isStopped(r) && !b.shuttingDown(r) {
 		finish(catalog.ModelJobExpired, "The job was scheduled but did not begin before its timeout.")
 		return
 	}
 	j.Status = catalog.ModelJobValidating
 	b.save(j, r)
-	lines, name, err := b.readInput(ctx, j.InputURI)
+	uri, name, err := b.inputObject(ctx, j.InputURI)
 	if err != nil {
 		abort(err.Error())
 		return
 	}
-	if v, ok := format.(BatchValidator); ok {
-		if err := v.Validate(ctx, j, lines); err != nil {
-			abort(err.Error())
-			return
-		}
-	}
-	records := make([]BatchRecord, len(lines))
-	done := make([]bool, len(lines))
-	parts, err := b.loadParts(ctx, j.ID, records, done)
+	n, err := b.validate(ctx, j, format, uri)
 	if err != nil {
 		abort(err.Error())
 		return
 	}
-	if parts > 0 {
-		b.log.Info("batch job resumes after its finished records", "job", j.ID, "finished", countsOf(records, done).Processed, "total", len(lines))
+	prog, err := b.loadParts(ctx, j.ID, n)
+	if err != nil {
+		abort(err.Error())
+		return
+	}
+	if prog.counts.Processed > 0 {
+		b.log.Info("batch job resumes after its finished records", "job", j.ID, "finished", prog.counts.Processed, "total", n)
 	}
 	j.Status = catalog.ModelJobScheduled
-	j.Counts = countsOf(records, done)
+	j.Counts = prog.counts
 	b.save(j, r)
 	if j.StartTime == nil {
 		now := time.Now().UTC()
@@ -320,66 +350,11 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 	j.Status = catalog.ModelJobInProgress
 	b.save(j, r)
 
-	// Finished records go to a part object every partEvery records (and
-	// when the run ends, however it ends), so a restart does not redo them.
-	var pending []partRecord
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		if err := b.writePart(context.WithoutCancel(ctx), j.ID, parts, pending); err != nil {
-			b.log.Error("store batch progress", "job", j.ID, "err", err)
-		}
-		parts++
-		pending = nil
-	}
-	// Lock order: mu (this run's records and counts) before b.mu (save
-	// reads whether the job was asked to stop).
-	var mu sync.Mutex
-	next := 0
-	var wg sync.WaitGroup
-	for range min(b.workers, max(len(lines), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				for next < len(lines) && done[next] {
-					next++
-				}
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(lines) || ctx.Err() != nil {
-					return
-				}
-				rec := format.Record(ctx, j, i, lines[i])
-				if ctx.Err() != nil && rec.Failed {
-					return // interrupted: not counted, runs again
-				}
-				mu.Lock()
-				records[i], done[i] = rec, true
-				addCount(&j.Counts, rec)
-				pending = append(pending, partRecord{I: i, Failed: rec.Failed, In: rec.InputTokens, Out: rec.OutputTokens, Line: rec.Line})
-				if len(pending) >= partEvery {
-					flush()
-					b.save(j, r)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	flush()
+	run := &batchrun{b: b, job: j, r: r, format: format, uri: uri, prog: prog}
+	feedErr := run.process(ctx)
 	if b.shuttingDown(r) {
 		b.save(j, r) // the counts so far; the status stays, to resume
 		return
-	}
-	var out []BatchRecord
-	for i, ok := range done {
-		if ok {
-			out = append(out, records[i])
-		}
 	}
 	status := catalog.ModelJobCompleted
 	switch {
@@ -387,22 +362,62 @@ func (b *Batches) run(ctx context.Context, j *catalog.ModelJob, r *batchRun) {
 		status = catalog.ModelJobStopped
 	case ctx.Err() != nil:
 		status = catalog.ModelJobPartiallyCompleted
+	case feedErr != nil:
+		finish(catalog.ModelJobFailed, feedErr.Error())
+		return
 	}
-	if err := format.Write(context.WithoutCancel(ctx), j, name, out); err != nil {
+	b.output(context.WithoutCancel(ctx), run, name, status, finish)
+}
+
+// output writes a job's outputs from its progress and finishes it with
+// status (Failed if the outputs cannot be written).
+func (b *Batches) output(ctx context.Context, run *batchrun, name, status string, finish func(status, msg string)) {
+	var readErr error
+	records := func(yield func(BatchRecord) bool) {
+		if err := run.records(ctx, yield); err != nil {
+			readErr = err
+		}
+	}
+	err := run.format.Write(ctx, run.job, name, records)
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
 		finish(catalog.ModelJobFailed, "writing the output failed: "+err.Error())
 		return
 	}
 	finish(status, "")
-	b.dropParts(context.WithoutCancel(ctx), j.ID)
+	b.dropParts(ctx, run.job.ID)
 }
 
-// readInput reads the JSONL input: one object, or the first .jsonl object
-// under a prefix. Blank lines are skipped.
-func (b *Batches) readInput(ctx context.Context, uri string) ([][]byte, string, error) {
+// finishStopped ends a job found Stopping at start-up (asked to stop, then
+// the server went down before it had written its outputs): the outputs of
+// the records its progress holds are written, and it becomes Stopped.
+func (b *Batches) finishStopped(ctx context.Context, j *catalog.ModelJob, format BatchFormat, finish func(status, msg string)) {
+	_, name, err := b.inputObject(ctx, j.InputURI)
+	if err != nil {
+		finish(catalog.ModelJobStopped, "")
+		return
+	}
+	prog, err := b.loadParts(ctx, j.ID, math.MaxInt) // every stored record: the input is not read again
+	if err != nil {
+		finish(catalog.ModelJobFailed, "writing the output failed: "+err.Error())
+		return
+	}
+	total := j.Counts.Total
+	j.Counts = prog.counts
+	j.Counts.Total = total
+	run := &batchrun{b: b, job: j, format: format, prog: prog}
+	b.output(ctx, run, name, catalog.ModelJobStopped, finish)
+}
+
+// inputObject resolves a job's input: one object, or the first .jsonl
+// object under a prefix. It returns the object's URI and name.
+func (b *Batches) inputObject(ctx context.Context, uri string) (string, string, error) {
 	if strings.HasSuffix(uri, "/") {
 		page, err := b.objects.List(ctx, uri, objstore.ListOptions{})
 		if err != nil {
-			return nil, "", fmt.Errorf("listing the input %s failed: %w", uri, err)
+			return "", "", fmt.Errorf("listing the input %s failed: %w", uri, err)
 		}
 		found := ""
 		for _, o := range page.Objects {
@@ -412,27 +427,63 @@ func (b *Batches) readInput(ctx context.Context, uri string) ([][]byte, string, 
 			}
 		}
 		if found == "" {
-			return nil, "", fmt.Errorf("no .jsonl input file under %s", uri)
+			return "", "", fmt.Errorf("no .jsonl input file under %s", uri)
 		}
 		uri = found
 	}
+	return uri, uri[strings.LastIndex(uri, "/")+1:], nil
+}
+
+// validate reads the input once: it counts the records and, when the
+// format checks whole inputs, streams them to its validator.
+func (b *Batches) validate(ctx context.Context, j *catalog.ModelJob, format BatchFormat, uri string) (int, error) {
+	n, complete := 0, false
+	if v, ok := format.(BatchValidator); ok {
+		var readErr error
+		lines := func(yield func([]byte) bool) {
+			n, complete, readErr = b.scanInput(ctx, uri, func(_ int, l []byte) bool { return yield(l) })
+		}
+		err := v.Validate(ctx, j, lines)
+		if readErr != nil {
+			return 0, readErr
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if !complete { // no validator, or one that stopped early: count
+		var err error
+		if n, _, err = b.scanInput(ctx, uri, func(int, []byte) bool { return true }); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// scanInput streams the input's records (non-blank lines, trimmed) to
+// yield with their index, until yield returns false. It returns how many
+// records it read and whether it read them all.
+func (b *Batches) scanInput(ctx context.Context, uri string, yield func(i int, line []byte) bool) (int, bool, error) {
 	rc, _, err := b.objects.Open(ctx, uri, nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading the input %s failed: %w", uri, err)
+		return 0, false, fmt.Errorf("reading the input %s failed: %w", uri, err)
 	}
 	defer rc.Close()
 	sc := bufio.NewScanner(rc)
 	sc.Buffer(make([]byte, 64<<10), maxRecordLine)
-	var lines [][]byte
+	n := 0
 	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if l != "" {
-			lines = append(lines, []byte(l))
+		l := bytes.TrimSpace(sc.Bytes())
+		if len(l) == 0 {
+			continue
+		}
+		n++
+		if !yield(n-1, l) {
+			return n, false, nil
 		}
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return nil, "", fmt.Errorf("reading the input %s failed: %w", uri, err)
+		return n, false, fmt.Errorf("reading the input %s failed: %w", uri, err)
 	}
-	name := uri[strings.LastIndex(uri, "/")+1:]
-	return lines, name, nil
+	return n, true, nil
 }

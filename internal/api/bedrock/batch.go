@@ -2,8 +2,10 @@ package bedrock
 
 // Batch inference (model invocation jobs): CreateModelInvocationJob,
 // GetModelInvocationJob, ListModelInvocationJobs, StopModelInvocationJob,
-// and the record format — JSONL {recordId, modelInput} in the Meta Llama
-// InvokeModel body, {recordId, modelInput, modelOutput | error} out, one
+// and the record format — JSONL {recordId, modelInput} in the job model's
+// InvokeModel body (bodies.go: Meta Llama, Amazon Titan Text or Mistral),
+// {recordId, modelInput, modelOutput | error} out, modelOutput being that
+// body's InvokeModel reply; one
 // <input name>.out per input file plus manifest.json.out, under
 // <output prefix>/<job id>/.
 
@@ -12,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,7 +52,7 @@ type batchError struct {
 type batchOut struct {
 	RecordID    string          `json:"recordId"`
 	ModelInput  json.RawMessage `json:"modelInput,omitempty"`
-	ModelOutput *llamaReply     `json:"modelOutput,omitempty"`
+	ModelOutput any             `json:"modelOutput,omitempty"`
 	Error       *batchError     `json:"error,omitempty"`
 }
 
@@ -58,7 +61,7 @@ type batchOut struct {
 func (f *BatchFormat) Record(ctx context.Context, job *catalog.ModelJob, i int, line []byte) genai.BatchRecord {
 	var in batchIn
 	fail := func(code int, msg string) genai.BatchRecord {
-		b, _ := json.Marshal(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, Error: &batchError{code, msg}})
+		b := outLine(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, Error: &batchError{code, msg}})
 		return genai.BatchRecord{Line: b, Failed: true}
 	}
 	if err := json.Unmarshal(line, &in); err != nil || len(in.ModelInput) == 0 {
@@ -73,7 +76,8 @@ func (f *BatchFormat) Record(ctx context.Context, job *catalog.ModelJob, i int, 
 	if !ok {
 		return fail(400, "The provided model identifier is invalid.")
 	}
-	prompt, params, err := parseLlama(in.ModelInput, info.ContextLength)
+	pb := bodyFor(info)
+	prompt, params, err := pb.parse(in.ModelInput, info.ContextLength)
 	if err != nil {
 		return fail(400, apierr.As(err).Message)
 	}
@@ -86,10 +90,18 @@ func (f *BatchFormat) Record(ctx context.Context, job *catalog.ModelJob, i int, 
 		r.InputTokens, r.OutputTokens = res.InputTokens, res.OutputTokens
 		return r
 	}
-	n, reason := res.InputTokens, res.FinishReason
-	b, _ := json.Marshal(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, ModelOutput: &llamaReply{
-		Generation: res.Text, PromptTokenCount: &n, GenerationTokenCount: res.OutputTokens, StopReason: &reason}})
+	b := outLine(batchOut{RecordID: in.RecordID, ModelInput: in.ModelInput, ModelOutput: pb.reply(res)})
 	return genai.BatchRecord{Line: b, InputTokens: res.InputTokens, OutputTokens: res.OutputTokens}
+}
+
+// outLine encodes one output line without HTML escaping, so modelInput
+// and the generated text read as they were (a Mistral "<s>" stays "<s>").
+func outLine(o batchOut) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(o)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // recordID is the id given to a record without one: 11 characters.
@@ -98,15 +110,11 @@ func recordID(i int) string {
 	return "REC" + strings.Repeat("0", max(0, 8-len(s))) + s
 }
 
-// Write stores <input>.out and manifest.json.out under <output>/<job id>/.
-func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, inputName string, records []genai.BatchRecord) error {
+// Write stores <input>.out and manifest.json.out under <output>/<job id>/,
+// streaming the records.
+func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, inputName string, records iter.Seq[genai.BatchRecord]) error {
 	prefix := strings.TrimSuffix(job.OutputURI, "/") + "/" + job.ID + "/"
-	var buf bytes.Buffer
-	for _, r := range records {
-		buf.Write(r.Line)
-		buf.WriteByte('\n')
-	}
-	if _, err := f.Objects.Put(ctx, prefix+inputName+".out", &buf, objstore.PutOptions{ContentType: "application/jsonl"}); err != nil {
+	if _, _, err := genai.PutRecords(ctx, f.Objects, prefix+inputName+".out", records, nil); err != nil {
 		return err
 	}
 	c := job.Counts
@@ -192,8 +200,8 @@ func (b *BatchHandler) create(w http.ResponseWriter, r *http.Request) {
 		b.h.fail(w, err)
 		return
 	}
-	if _, ok := b.h.svc.Model(id); !ok {
-		b.h.fail(w, badf("The provided model identifier is invalid."))
+	if err := b.batchModel(id); err != nil {
+		b.h.fail(w, err)
 		return
 	}
 	hours := 24
@@ -210,6 +218,23 @@ func (b *BatchHandler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	awsproto.WriteJSON(w, http.StatusOK, "application/json", map[string]string{"jobArn": j.Arn})
+}
+
+// batchModel checks a job's modelId: a foundation model runs; an imported
+// model is refused as on demand (only a provisioned throughput serves it);
+// a provisioned throughput is refused, as Bedrock does not run batch
+// inference on one.
+func (b *BatchHandler) batchModel(id string) error {
+	if strings.Contains(id, ":provisioned-model/") {
+		return badf("%s", genai.BatchProvisionedMessage)
+	}
+	if _, ok := b.h.svc.Model(id); ok {
+		return nil
+	}
+	if err := b.h.svc.OnDemandError(id); errors.Is(err, genai.ErrOnDemandCustom) {
+		return err
+	}
+	return badf("The provided model identifier is invalid.")
 }
 
 // jobOf resolves {jobIdentifier}: a job ARN or id.

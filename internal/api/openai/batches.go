@@ -15,12 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"time"
 
 	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/genai"
-	"github.com/inferbox/inferbox/internal/objstore"
 )
 
 // BatchKind is the job kind of OpenAI batches.
@@ -297,32 +297,44 @@ type batchLine struct {
 }
 
 // Validate fails the batch as OpenAI does: an empty file, too many
-// requests, or a custom_id used twice.
-func (f *BatchFormat) Validate(ctx context.Context, job *catalog.ModelJob, lines [][]byte) error {
+// requests, or a custom_id used twice. It streams the lines, keeping the
+// custom_ids seen (up to the request limit) and a count.
+func (f *BatchFormat) Validate(ctx context.Context, job *catalog.ModelJob, lines iter.Seq[[]byte]) error {
 	x := extraOf(job)
 	fail := func(e batchError) error {
 		x.Errors = append(x.Errors, e)
 		setExtra(job, x)
 		return errors.New(e.Message)
 	}
-	if len(lines) == 0 {
-		return fail(batchError{Code: "empty_file", Message: "The batch input file is empty."})
-	}
-	if len(lines) > maxBatchRequests {
-		return fail(batchError{Code: "too_many_requests", Message: fmt.Sprintf("The batch input file has %d requests; the limit is %d.", len(lines), maxBatchRequests)})
-	}
 	seen := map[string]int{}
-	for i, l := range lines {
-		var in batchLine
+	var dup *batchError
+	n := 0
+	for l := range lines {
+		n++
+		if dup != nil || n > maxBatchRequests {
+			continue // counting: too many requests is reported first
+		}
+		var in struct {
+			CustomID string `json:"custom_id"`
+		}
 		if json.Unmarshal(l, &in) != nil || in.CustomID == "" {
 			continue // a line error, reported in the error file
 		}
-		if first, dup := seen[in.CustomID]; dup {
-			line, param := i+1, "custom_id"
-			return fail(batchError{Code: "duplicate_custom_id", Param: &param, Line: &line,
-				Message: fmt.Sprintf("The custom_id '%s' on line %d was already used on line %d; custom_ids must be unique within a batch.", in.CustomID, i+1, first)})
+		if first, ok := seen[in.CustomID]; ok {
+			line, param := n, "custom_id"
+			dup = &batchError{Code: "duplicate_custom_id", Param: &param, Line: &line,
+				Message: fmt.Sprintf("The custom_id '%s' on line %d was already used on line %d; custom_ids must be unique within a batch.", in.CustomID, n, first)}
+			continue
 		}
-		seen[in.CustomID] = i + 1
+		seen[in.CustomID] = n
+	}
+	switch {
+	case n == 0:
+		return fail(batchError{Code: "empty_file", Message: "The batch input file is empty."})
+	case n > maxBatchRequests:
+		return fail(batchError{Code: "too_many_requests", Message: fmt.Sprintf("The batch input file has %d requests; the limit is %d.", n, maxBatchRequests)})
+	case dup != nil:
+		return fail(*dup)
 	}
 	return nil
 }
@@ -409,25 +421,19 @@ func (f *BatchFormat) Record(ctx context.Context, job *catalog.ModelJob, i int, 
 }
 
 // Write stores the successes as the output file and the failures as the
-// error file (each only if it has lines) and records their ids in job.
-func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, _ string, records []genai.BatchRecord) error {
+// error file (each only if it has lines), streaming the records, and
+// records their ids in job.
+func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, _ string, records iter.Seq[genai.BatchRecord]) error {
 	x := extraOf(job)
 	for _, failed := range []bool{false, true} {
-		var buf bytes.Buffer
-		for _, r := range records {
-			if r.Failed == failed {
-				buf.Write(r.Line)
-				buf.WriteByte('\n')
-			}
-		}
-		if buf.Len() == 0 {
+		if (failed && job.Counts.Errors == 0) || (!failed && job.Counts.Success == 0) {
 			continue
 		}
 		name := job.ID + "_output.jsonl"
 		if failed {
 			name = job.ID + "_error.jsonl"
 		}
-		file, err := f.h.storeFile(ctx, name, PurposeBatchOutput, x.Caller, &buf)
+		file, err := f.h.storeFile(ctx, name, PurposeBatchOutput, x.Caller, records, func(r genai.BatchRecord) bool { return r.Failed == failed })
 		if err != nil {
 			return err
 		}
@@ -441,11 +447,12 @@ func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, _ string
 	return nil
 }
 
-// storeFile writes a file made by the server (a batch's results).
-func (h *Handler) storeFile(ctx context.Context, name, purpose, caller string, body *bytes.Buffer) (*catalog.OpenAIFile, error) {
+// storeFile writes a file made by the server (a batch's results): the
+// lines of the records keep accepts.
+func (h *Handler) storeFile(ctx context.Context, name, purpose, caller string, records iter.Seq[genai.BatchRecord], keep func(genai.BatchRecord) bool) (*catalog.OpenAIFile, error) {
 	file := &catalog.OpenAIFile{ID: newID("file-"), Purpose: purpose, Filename: name, CreatedAt: h.now().Unix(), Caller: caller}
 	file.URI = h.files.prefix + "files/" + file.ID
-	info, err := h.files.objects.Put(ctx, file.URI, body, objstore.PutOptions{ContentType: "application/jsonl", Size: int64(body.Len())})
+	info, _, err := genai.PutRecords(ctx, h.files.objects, file.URI, records, keep)
 	if err != nil {
 		return nil, fmt.Errorf("store batch file %s: %w", name, err)
 	}

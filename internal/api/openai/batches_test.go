@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/inferbox/inferbox/internal/catalog"
@@ -39,6 +40,6 @@ func FuzzBatchRecord(f *testing.F) {
 		if !rec.Failed || out.Error == nil || out.Error.Code == "" {
 			t.Fatalf("line %q: %s", line, rec.Line)
 		}
-		_ = format.Validate(context.Background(), &catalog.ModelJob{}, [][]byte{line, line})
+		_ = format.Validate(context.Background(), &catalog.ModelJob{}, slices.Values([][]byte{line, line}))
 	})
 }

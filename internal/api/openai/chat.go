@@ -92,7 +92,7 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info, p, n, err := h.params(&req.sampling, 0)
+	info, p, n, err := h.params(r.Context(), &req.sampling, 0)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -51,7 +51,7 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info, p, n, err := h.params(&req.sampling, 16)
+	info, p, n, err := h.params(r.Context(), &req.sampling, 16)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -81,14 +82,14 @@ func rangeErr(param string, v, lo, hi float64) error {
 // params validates the shared fields and returns the model, sampling
 // parameters and choice count. defaultMax is the endpoint's default
 // max_tokens (0: until the context is full).
-func (h *Handler) params(s *sampling, defaultMax int) (genai.Info, llama.Params, int, error) {
+func (h *Handler) params(ctx context.Context, s *sampling, defaultMax int) (genai.Info, llama.Params, int, error) {
 	p := llama.Params{Temperature: 1, MaxTokens: defaultMax}
 	if s.Model == "" {
 		return genai.Info{}, p, 0, invalid("model", "you must provide a model parameter")
 	}
-	info, ok := h.svc.Model(s.Model)
-	if !ok {
-		return info, p, 0, notFound(s.Model)
+	info, err := h.model(ctx, s.Model)
+	if err != nil {
+		return info, p, 0, err
 	}
 	if v := s.Temperature; v != nil {
 		if err := rangeErr("temperature", *v, 0, 2); err != nil {

@@ -16,6 +16,7 @@
 package openai
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -213,6 +214,32 @@ func (h *Handler) getModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, h.modelOf(m))
+}
+
+// model resolves a request's model: a foundation model id, or a
+// provisioned throughput's ARN (Info.ID then routes to it, as Bedrock's
+// modelId does; not in a batch, which runs on shared capacity only). An
+// imported model, named by name, id or ARN, is refused with Bedrock's
+// on-demand message: only a provisioned throughput serves it.
+func (h *Handler) model(ctx context.Context, name string) (genai.Info, error) {
+	if _, rest, ok := strings.Cut(name, ":provisioned-model/"); ok && strings.HasPrefix(name, "arn:") {
+		if genai.InBatch(ctx) {
+			return genai.Info{}, invalid("model", "%s", genai.BatchProvisionedMessage)
+		}
+		info, ok := h.svc.ProvisionedModel(rest)
+		if !ok {
+			return genai.Info{}, notFound(name)
+		}
+		return info, nil
+	}
+	if info, ok := h.svc.Model(name); ok {
+		return info, nil
+	}
+	if err := h.svc.OnDemandError(name); errors.Is(err, genai.ErrOnDemandCustom) {
+		return genai.Info{}, &apiError{status: 400, typ: "invalid_request_error", param: "model",
+			msg: genai.OnDemandCustomMessage}
+	}
+	return genai.Info{}, notFound(name)
 }
 
 func notFound(model string) *apiError {
