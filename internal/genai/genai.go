@@ -338,14 +338,18 @@ func (s *Service) Generate(ctx context.Context, req *Request, emit func(text str
 	}
 	// Quota: one request, and the prompt's estimated tokens plus maxTokens
 	// (the context when unset) reserved up front; the unused part is
-	// refunded when the generation ends.
-	reserve := estimateTokens(c.prompt) + req.Params.MaxTokens
-	if req.Params.MaxTokens <= 0 {
-		reserve = max(m.info.ContextLength, estimateTokens(c.prompt))
-	}
-	held, err := s.quota.admit(req.ModelID, req.Caller, reserve)
-	if err != nil {
-		return Result{}, err
+	// refunded when the generation ends. Batch (low-priority) generations
+	// are outside the on-demand quotas, as Bedrock's batch jobs are: they
+	// only use capacity interactive traffic leaves idle.
+	var held *reservation // nil: nothing to settle
+	if req.Priority >= pool.Normal {
+		reserve := estimateTokens(c.prompt) + req.Params.MaxTokens
+		if req.Params.MaxTokens <= 0 {
+			reserve = max(m.info.ContextLength, estimateTokens(c.prompt))
+		}
+		if held, err = s.quota.admit(req.ModelID, req.Caller, reserve); err != nil {
+			return Result{}, err
+		}
 	}
 	// Low-priority (batch) generations pass the gate that keeps a share of
 	// the slots for interactive requests (priority.go).

@@ -1,10 +1,13 @@
 package genai
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/pool"
+	"github.com/inferbox/inferbox/internal/runtime/llama"
 )
 
 // The limiter read as a timeline: a burst of one minute's quota, then
@@ -46,5 +49,29 @@ func TestLimiterTimeline(t *testing.T) {
 	}
 	if _, err := l.admit("m", "alice", 0); !throttled(err) {
 		t.Fatalf("no second request yet: %v", err)
+	}
+}
+
+// Batch (low-priority) generations are outside the on-demand quotas: with
+// one request a minute, interactive calls are throttled after the first
+// while batch calls from the same caller all run.
+func TestBatchOutsideQuota(t *testing.T) {
+	s := newStories(t, Config{Quotas: Quotas{Default: Quota{RequestsPerMinute: 1}}})
+	ctx := context.Background()
+	gen := func(prio pool.Priority) error {
+		_, err := s.Generate(ctx, &Request{ModelID: "meta.stories", Prompt: "Once upon a time",
+			Params: llama.Params{MaxTokens: 4}, Caller: "alice", Priority: prio}, nil)
+		return err
+	}
+	if err := gen(pool.Normal); err != nil {
+		t.Fatalf("first interactive request: %v", err)
+	}
+	for i := range 3 {
+		if err := gen(pool.Low); err != nil {
+			t.Fatalf("batch request %d: %v", i, err)
+		}
+	}
+	if err := gen(pool.Normal); err == nil || apierr.As(err).Kind != apierr.Throttled {
+		t.Fatalf("second interactive request in a minute: %v, want throttled", err)
 	}
 }
