@@ -132,7 +132,9 @@ func expectOAIError(t *testing.T, what string, err error, status int, param, cod
 }
 
 func TestGenAIOpenAIBatch(t *testing.T) {
-	_, url, data, stop := startGenAI(t, nil)
+	_, url, data, stop := startGenAI(t, func(cfg *config.Config) {
+		cfg.Auth.AccessKeys["AKIDOTHER"] = "othersecret"
+	})
 	ctx := context.Background()
 	c := oaiClient(url)
 
@@ -345,6 +347,33 @@ func TestGenAIOpenAIBatch(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != 400 || !strings.Contains(string(body), `"code":"file_too_large"`) {
 			t.Errorf("too large: %d %s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("other key", func(t *testing.T) {
+		// Files and batches belong to the key that made them.
+		other := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("othersecret"), option.WithMaxRetries(0))
+		var e *openai.Error
+		if _, err := other.Files.Get(ctx, in.ID); !errors.As(err, &e) || e.StatusCode != 404 {
+			t.Errorf("another key's file: %v, want 404", err)
+		}
+		if _, err := other.Batches.Get(ctx, b.ID); !errors.As(err, &e) || e.StatusCode != 404 {
+			t.Errorf("another key's batch: %v, want 404", err)
+		}
+		if _, err := other.Batches.New(ctx, openai.BatchNewParams{InputFileID: in.ID,
+			Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h}); !errors.As(err, &e) || e.StatusCode != 400 {
+			t.Errorf("batch on another key's file: %v, want 400", err)
+		}
+		fs, err := other.Files.List(ctx, openai.FileListParams{})
+		if err != nil || len(fs.Data) != 0 {
+			t.Errorf("another key's file list: %v, %d files", err, len(fs.Data))
+		}
+		bs, err := other.Batches.List(ctx, openai.BatchListParams{})
+		if err != nil || len(bs.Data) != 0 {
+			t.Errorf("another key's batch list: %v, %d batches", err, len(bs.Data))
+		}
+		if got, err := c.Files.Get(ctx, in.ID); err != nil || got.ID != in.ID {
+			t.Errorf("owner's file: %v", err)
 		}
 	})
 

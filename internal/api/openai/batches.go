@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/inferbox/inferbox/internal/catalog"
@@ -104,7 +105,7 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := h.files.meta.GetOpenAIFile(r.Context(), req.InputFileID)
-	if errors.Is(err, catalog.ErrNotFound) {
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && !owns(r, f.Caller)) {
 		writeError(w, &apiError{status: 400, typ: "invalid_request_error", param: "input_file_id",
 			msg: fmt.Sprintf("Invalid 'input_file_id': '%s'. File not found.", req.InputFileID)})
 		return
@@ -130,7 +131,7 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) batchOf(r *http.Request) (*catalog.ModelJob, error) {
 	id := r.PathValue("id")
 	j, err := h.batches.Get(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) || (err == nil && j.Kind != BatchKind) {
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && (j.Kind != BatchKind || !owns(r, extraOf(j).Caller))) {
 		return nil, &apiError{status: 404, typ: "invalid_request_error", param: "id", msg: fmt.Sprintf("No batch found with id '%s'.", id)}
 	}
 	return j, err
@@ -157,6 +158,7 @@ func (h *Handler) listBatches(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	js = slices.DeleteFunc(js, func(j *catalog.ModelJob) bool { return !owns(r, extraOf(j).Caller) })
 	for i, k := 0, len(js)-1; i < k; i, k = i+1, k-1 {
 		js[i], js[k] = js[k], js[i]
 	}

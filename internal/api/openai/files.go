@@ -14,6 +14,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/inferbox/inferbox/internal/catalog"
@@ -193,11 +194,16 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) fileOf(r *http.Request) (*catalog.OpenAIFile, error) {
 	id := r.PathValue("id")
 	f, err := h.files.meta.GetOpenAIFile(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) {
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && !owns(r, f.Caller)) {
 		return nil, fileNotFound(id)
 	}
 	return f, err
 }
+
+// owns reports whether the request's caller owns a file or batch created
+// by owner: each API key sees only its own (with no keys configured,
+// every caller is "" and sees everything), as an OpenAI project does.
+func owns(r *http.Request, owner string) bool { return callerOf(r.Context()) == owner }
 
 func (h *Handler) getFile(w http.ResponseWriter, r *http.Request) {
 	f, err := h.fileOf(r)
@@ -292,6 +298,7 @@ func (h *Handler) listFiles(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	fs = slices.DeleteFunc(fs, func(f *catalog.OpenAIFile) bool { return !owns(r, f.Caller) })
 	if order != "asc" {
 		for i, k := 0, len(fs)-1; i < k; i, k = i+1, k-1 {
 			fs[i], fs[k] = fs[k], fs[i]
