@@ -350,6 +350,17 @@ func TestGenAIOpenAIBatch(t *testing.T) {
 		}
 	})
 
+	t.Run("expiry", func(t *testing.T) {
+		if in.ExpiresAt != in.CreatedAt+30*24*3600 {
+			t.Errorf("batch input expires_at %d, want created_at + 30 days", in.ExpiresAt)
+		}
+		f, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(chatLine("x", "hi", 1)+"\n"), "short.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch, ExpiresAfter: openai.FileNewParamsExpiresAfter{Seconds: 7200}})
+		if err != nil || f.ExpiresAt != f.CreatedAt+7200 {
+			t.Errorf("expires_after 7200 s: %v, expires_at %d created_at %d", err, f.ExpiresAt, f.CreatedAt)
+		}
+	})
+
 	t.Run("other key", func(t *testing.T) {
 		// Files and batches belong to the key that made them.
 		other := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("othersecret"), option.WithMaxRetries(0))

@@ -294,7 +294,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.genai.RestoreProvisioned(ctx); err != nil {
 		return fmt.Errorf("restore provisioned throughputs: %w", err)
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		s.loop.Run(s.ctx)
@@ -302,6 +302,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer s.wg.Done()
 		s.genai.Run(s.ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.expireFiles(s.ctx)
 	}()
 	if s.cfg.Examples {
 		if err := s.deployExamples(ctx); err != nil {
@@ -418,4 +422,23 @@ func quotasOf(q config.GenAIQuotas) genai.Quotas {
 		out.Models[id] = genai.Quota(m)
 	}
 	return out
+}
+
+// expireFiles deletes expired OpenAI files (their bytes) once a minute
+// until ctx ends; requests stop seeing a file the moment it expires.
+func (s *Server) expireFiles(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := s.openai.ExpireFiles(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("expire OpenAI files", "err", err)
+		} else if n > 0 {
+			s.log.Info("expired OpenAI files deleted", "files", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -44,6 +44,8 @@ type batchExtra struct {
 	OutputFileID string            `json:"output_file_id,omitempty"`
 	ErrorFileID  string            `json:"error_file_id,omitempty"`
 	Errors       []batchError      `json:"errors,omitempty"`
+	// OutputLife is output_expires_after.seconds (0: outputs do not expire).
+	OutputLife int64 `json:"output_life,omitempty"`
 }
 
 type batchError struct {
@@ -75,10 +77,11 @@ func (h *Handler) WithBatches(batches *genai.Batches) *Handler {
 }
 
 type createBatchReq struct {
-	InputFileID      string            `json:"input_file_id"`
-	Endpoint         string            `json:"endpoint"`
-	CompletionWindow string            `json:"completion_window"`
-	Metadata         map[string]string `json:"metadata"`
+	InputFileID        string            `json:"input_file_id"`
+	Endpoint           string            `json:"endpoint"`
+	CompletionWindow   string            `json:"completion_window"`
+	Metadata           map[string]string `json:"metadata"`
+	OutputExpiresAfter *expiresAfter     `json:"output_expires_after"`
 }
 
 func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request) {
@@ -104,8 +107,14 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalid("metadata", "Invalid 'metadata': too many properties. Expected an object with at most 16 properties, but got %d instead.", len(req.Metadata)))
 		return
 	}
+	if e := req.OutputExpiresAfter; e != nil {
+		if err := e.check("output_expires_after"); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	f, err := h.files.meta.GetOpenAIFile(r.Context(), req.InputFileID)
-	if errors.Is(err, catalog.ErrNotFound) || (err == nil && !owns(r, f.Caller)) {
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && (!owns(r, f.Caller) || h.expired(f))) {
 		writeError(w, &apiError{status: 400, typ: "invalid_request_error", param: "input_file_id",
 			msg: fmt.Sprintf("Invalid 'input_file_id': '%s'. File not found.", req.InputFileID)})
 		return
@@ -119,7 +128,11 @@ func (h *Handler) createBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j := &catalog.ModelJob{ID: newID("batch_"), Kind: BatchKind, InputURI: f.URI, OutputURI: h.files.prefix, TimeoutHours: 24}
-	setExtra(j, batchExtra{Endpoint: req.Endpoint, InputFileID: f.ID, Metadata: req.Metadata, Caller: callerOf(r.Context())})
+	x := batchExtra{Endpoint: req.Endpoint, InputFileID: f.ID, Metadata: req.Metadata, Caller: callerOf(r.Context())}
+	if req.OutputExpiresAfter != nil {
+		x.OutputLife = req.OutputExpiresAfter.Seconds
+	}
+	setExtra(j, x)
 	if err := h.batches.Submit(r.Context(), j); err != nil {
 		writeError(w, err)
 		return
@@ -435,7 +448,7 @@ func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, _ string
 		if failed {
 			name = job.ID + "_error.jsonl"
 		}
-		file, err := f.h.storeFile(ctx, name, PurposeBatchOutput, x.Caller, records, func(r genai.BatchRecord) bool { return r.Failed == failed })
+		file, err := f.h.storeFile(ctx, name, x, records, func(r genai.BatchRecord) bool { return r.Failed == failed })
 		if err != nil {
 			return err
 		}
@@ -449,10 +462,14 @@ func (f *BatchFormat) Write(ctx context.Context, job *catalog.ModelJob, _ string
 	return nil
 }
 
-// storeFile writes a file made by the server (a batch's results): the
-// lines of the records keep accepts.
-func (h *Handler) storeFile(ctx context.Context, name, purpose, caller string, records iter.Seq[genai.BatchRecord], keep func(genai.BatchRecord) bool) (*catalog.OpenAIFile, error) {
-	file := &catalog.OpenAIFile{ID: newID("file-"), Purpose: purpose, Filename: name, CreatedAt: h.now().Unix(), Caller: caller}
+// storeFile writes a file made by the server (a batch's results, owned by
+// the batch's caller, expiring as it asked): the lines of the records keep
+// accepts.
+func (h *Handler) storeFile(ctx context.Context, name string, x batchExtra, records iter.Seq[genai.BatchRecord], keep func(genai.BatchRecord) bool) (*catalog.OpenAIFile, error) {
+	file := &catalog.OpenAIFile{ID: newID("file-"), Purpose: PurposeBatchOutput, Filename: name, CreatedAt: h.now().Unix(), Caller: x.Caller}
+	if x.OutputLife > 0 {
+		file.ExpiresAt = file.CreatedAt + x.OutputLife
+	}
 	file.URI = h.files.prefix + "files/" + file.ID
 	info, _, err := genai.PutRecords(ctx, h.files.objects, file.URI, records, keep)
 	if err != nil {

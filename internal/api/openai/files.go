@@ -24,6 +24,13 @@ import (
 // MaxFileBytes is the largest upload: OpenAI's limit on a batch input file.
 const MaxFileBytes = 200 << 20
 
+// Expiry bounds (seconds after creation) and the default for batch inputs.
+const (
+	minExpirySeconds     = 3600
+	maxExpirySeconds     = 2592000
+	defaultBatchFileLife = 30 * 24 * 3600
+)
+
 // Purposes accepted on upload; batch_output is given to batch results only.
 const (
 	PurposeBatch       = "batch"
@@ -128,6 +135,7 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 	}
 	f := &catalog.OpenAIFile{ID: newID("file-"), CreatedAt: h.now().Unix(), Caller: callerOf(r.Context())}
 	f.URI = h.files.prefix + "files/" + f.ID
+	var expiry expiresAfter
 	stored := false
 	fail := func(err error) {
 		if stored {
@@ -148,6 +156,17 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 		case "purpose":
 			b, _ := io.ReadAll(io.LimitReader(part, 256))
 			f.Purpose = string(b)
+		case "expires_after[anchor]":
+			b, _ := io.ReadAll(io.LimitReader(part, 256))
+			expiry.Anchor = string(b)
+		case "expires_after[seconds]":
+			b, _ := io.ReadAll(io.LimitReader(part, 256))
+			n, err := strconv.ParseInt(string(b), 10, 64)
+			if err != nil {
+				fail(invalid("expires_after.seconds", "Invalid 'expires_after.seconds': '%s'. Expected an integer.", b))
+				return
+			}
+			expiry.Seconds = n
 		case "file":
 			if stored {
 				fail(invalid("file", "Only one file can be uploaded per request."))
@@ -183,6 +202,13 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 		fail(invalid("purpose", "Invalid value for 'purpose': '%s'. This server supports 'batch'.", f.Purpose))
 		return
 	}
+	if expiry == (expiresAfter{}) {
+		expiry.Seconds = defaultBatchFileLife
+	} else if err := expiry.check("expires_after"); err != nil {
+		fail(err)
+		return
+	}
+	f.ExpiresAt = f.CreatedAt + expiry.Seconds
 	if err := h.files.meta.CreateOpenAIFile(r.Context(), f); err != nil {
 		fail(err)
 		return
@@ -194,10 +220,61 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) fileOf(r *http.Request) (*catalog.OpenAIFile, error) {
 	id := r.PathValue("id")
 	f, err := h.files.meta.GetOpenAIFile(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) || (err == nil && !owns(r, f.Caller)) {
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && (!owns(r, f.Caller) || h.expired(f))) {
 		return nil, fileNotFound(id)
 	}
 	return f, err
+}
+
+// expiresAfter is a file's expiry policy (`expires_after`,
+// `output_expires_after`): the file expires Seconds after its creation.
+type expiresAfter struct {
+	Anchor  string `json:"anchor"`
+	Seconds int64  `json:"seconds"`
+}
+
+// check validates an expiry policy given as param, in OpenAI's wording.
+func (e expiresAfter) check(param string) error {
+	if e.Anchor != "created_at" {
+		return invalid(param+".anchor", "Invalid value for '%s.anchor': '%s'. Supported values are: 'created_at'.", param, e.Anchor)
+	}
+	if e.Seconds < minExpirySeconds || e.Seconds > maxExpirySeconds {
+		return invalid(param+".seconds", "Invalid '%s.seconds': %d. Expected a value between %d (1 hour) and %d (30 days).",
+			param, e.Seconds, minExpirySeconds, maxExpirySeconds)
+	}
+	return nil
+}
+
+// expired reports whether f's expiry time has passed.
+func (h *Handler) expired(f *catalog.OpenAIFile) bool {
+	return f.ExpiresAt != 0 && h.now().Unix() >= f.ExpiresAt
+}
+
+// ExpireFiles deletes every expired file (metadata, then bytes) and
+// returns how many went. The composition root calls it periodically;
+// expired files are invisible to requests before that.
+func (h *Handler) ExpireFiles(ctx context.Context) (int, error) {
+	if h.files == nil {
+		return 0, nil
+	}
+	fs, err := h.files.meta.ListOpenAIFiles(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range fs {
+		if !h.expired(f) {
+			continue
+		}
+		if err := h.files.meta.DeleteOpenAIFile(ctx, f.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return n, err
+		}
+		if err := h.files.objects.Delete(ctx, f.URI); err != nil {
+			h.log.Warn("delete expired file", "file", f.ID, "err", err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // owns reports whether the request's caller owns a file or batch created
@@ -298,7 +375,7 @@ func (h *Handler) listFiles(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	fs = slices.DeleteFunc(fs, func(f *catalog.OpenAIFile) bool { return !owns(r, f.Caller) })
+	fs = slices.DeleteFunc(fs, func(f *catalog.OpenAIFile) bool { return !owns(r, f.Caller) || h.expired(f) })
 	if order != "asc" {
 		for i, k := 0, len(fs)-1; i < k; i, k = i+1, k-1 {
 			fs[i], fs[k] = fs[k], fs[i]

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/genai"
@@ -20,6 +21,13 @@ import (
 
 // filesServer is the Files API over a real catalog and embedded store.
 func filesServer(t *testing.T, limit int64) (*httptest.Server, objstore.Store) {
+	t.Helper()
+	_, srv, objects := filesHandler(t, limit)
+	return srv, objects
+}
+
+// filesHandler is filesServer with its handler (to move its clock).
+func filesHandler(t *testing.T, limit int64) (*Handler, *httptest.Server, objstore.Store) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -47,12 +55,12 @@ func filesServer(t *testing.T, limit int64) (*httptest.Server, objstore.Store) {
 	h.files.limit = limit
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return srv, objects
+	return h, srv, objects
 }
 
 // upload posts a multipart body, chunked (no Content-Length), with the
 // fields in the order given.
-func upload(t *testing.T, url string, fields [][2]string) (int, map[string]map[string]any) {
+func upload(t *testing.T, url string, fields [][2]string) (int, map[string]any) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
@@ -75,7 +83,7 @@ func upload(t *testing.T, url string, fields [][2]string) (int, map[string]map[s
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body map[string]map[string]any
+	var body map[string]any
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &body)
 	return resp.StatusCode, body
@@ -117,7 +125,7 @@ func TestUploadLimits(t *testing.T) {
 				t.Fatalf("status %d, want %d: %v", status, c.status, body)
 			}
 			if c.status != 200 {
-				e := body["error"]
+				e, _ := body["error"].(map[string]any)
 				if e["param"] != c.param || e["type"] != "invalid_request_error" || (c.code != "" && e["code"] != c.code) {
 					t.Errorf("error %v, want param %q code %q", e, c.param, c.code)
 				}
@@ -148,5 +156,64 @@ func TestUploadLimits(t *testing.T) {
 	resp.Body.Close()
 	if !bytes.Equal(got, []byte(strings.Repeat(line, 10))) {
 		t.Errorf("content: %d bytes", len(got))
+	}
+}
+
+// Batch files expire 30 days after creation by default, or when
+// expires_after says; an expired file is gone for requests at once, and
+// ExpireFiles deletes its bytes.
+func TestFileExpiry(t *testing.T) {
+	h, srv, objects := filesHandler(t, 1000)
+	now := time.Unix(1_800_000_000, 0)
+	h.now = func() time.Time { return now }
+	line := "{}\n"
+	status, def := upload(t, srv.URL, [][2]string{{"purpose", "batch"}, {"file", line}})
+	if status != 200 || def["expires_at"] == nil {
+		t.Fatalf("default upload: %d %v", status, def)
+	}
+	status, short := upload(t, srv.URL, [][2]string{{"purpose", "batch"}, {"expires_after[anchor]", "created_at"},
+		{"expires_after[seconds]", "3600"}, {"file", line}})
+	if status != 200 {
+		t.Fatalf("upload with expires_after: %d %v", status, short)
+	}
+	created := float64(now.Unix())
+	if def["expires_at"] != created+30*24*3600 || short["expires_at"] != created+3600 {
+		t.Errorf("expires_at %v and %v, want created_at + 30 days and + 1 hour", def["expires_at"], short["expires_at"])
+	}
+	for _, bad := range [][2][2]string{
+		{{"expires_after[anchor]", "created_at"}, {"expires_after[seconds]", "60"}},
+		{{"expires_after[anchor]", "last_active_at"}, {"expires_after[seconds]", "3600"}},
+	} {
+		status, body := upload(t, srv.URL, [][2]string{{"purpose", "batch"}, bad[0], bad[1], {"file", line}})
+		e, _ := body["error"].(map[string]any)
+		if p, _ := e["param"].(string); status != 400 || !strings.HasPrefix(p, "expires_after.") {
+			t.Errorf("%v: %d %v, want 400 naming expires_after", bad, status, body)
+		}
+	}
+	get := func(id string) int {
+		resp, err := http.Get(srv.URL + "/v1/files/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	shortID, defID := short["id"].(string), def["id"].(string)
+	if n, err := h.ExpireFiles(context.Background()); err != nil || n != 0 {
+		t.Fatalf("nothing expired yet: %d %v", n, err)
+	}
+	now = now.Add(3600 * time.Second)
+	if get(shortID) != 404 || get(defID) != 200 {
+		t.Errorf("after an hour: %d and %d, want the short-lived file gone (404), the other there", get(shortID), get(defID))
+	}
+	if n, err := h.ExpireFiles(context.Background()); err != nil || n != 1 {
+		t.Fatalf("ExpireFiles: %d %v, want 1", n, err)
+	}
+	if n := stored(t, objects); n != 1 {
+		t.Errorf("%d objects stored after expiry, want 1", n)
+	}
+	now = now.Add(30 * 24 * time.Hour)
+	if n, err := h.ExpireFiles(context.Background()); err != nil || n != 1 || get(defID) != 404 || stored(t, objects) != 0 {
+		t.Errorf("after 30 days: expired %d (%v), file %d, %d objects", n, err, get(defID), stored(t, objects))
 	}
 }
