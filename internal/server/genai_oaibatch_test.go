@@ -50,7 +50,7 @@ func newBatch(t *testing.T, c openai.Client, fileID string) *openai.Batch {
 	t.Helper()
 	b, err := c.Batches.New(context.Background(), openai.BatchNewParams{InputFileID: fileID,
 		Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h,
-		Metadata: shared.Metadata{"purpose": "test"}})
+		Metadata: shared.Metadata{"purpose": "test"}, OutputExpiresAfter: openai.BatchNewParamsOutputExpiresAfter{Seconds: 86400}})
 	if err != nil {
 		t.Fatalf("create batch: %v", err)
 	}
@@ -235,8 +235,8 @@ func TestGenAIOpenAIBatch(t *testing.T) {
 
 	t.Run("files", func(t *testing.T) {
 		out, err := c.Files.Get(ctx, done.OutputFileID)
-		if err != nil || out.Purpose != "batch_output" || out.Bytes == 0 {
-			t.Fatalf("output file %v %v", out, err)
+		if err != nil || out.Purpose != "batch_output" || out.Bytes == 0 || out.ExpiresAt != out.CreatedAt+86400 {
+			t.Fatalf("output file %v %v (output_expires_after: 1 day)", out, err)
 		}
 		page, err := c.Files.List(ctx, openai.FileListParams{Purpose: openai.String("batch")})
 		if err != nil || len(page.Data) != 1 || page.Data[0].ID != in.ID {
