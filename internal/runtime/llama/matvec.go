@@ -71,10 +71,10 @@ func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 }
 
 // rowsQ8 computes rows [lo, hi) of every product of a Q8_0 matrix with
-// quantized inputs (gguf.MulMatQ8: blocks of rows kept in cache while the
-// inputs pass over them, two rows by four inputs at a time).
+// quantized inputs (gguf.Q8Matrix: with AVX-512 VNNI 16 rows by up to
+// eight inputs per kernel call, else gguf.MulMatQ8's two rows by four).
 func (m *matrix) rowsQ8(out [][]float32, in []gguf.Q8Vec, lo, hi int) {
-	gguf.MulMatQ8(out, m.t.Data, m.rowB, lo, hi, in)
+	m.q8.MulMat(out, lo, hi, in)
 }
 
 // workSize is the per-thread scratch (elements) a product with n inputs needs.
