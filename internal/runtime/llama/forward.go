@@ -240,10 +240,9 @@ func (m *Model) attention(it item, li int, q, out, att []float32) {
 			att[t] = a
 			maxv = max(maxv, a)
 		}
+		gguf.ExpShift(att, maxv)
 		var sum float32
-		for t := range att {
-			e := float32(math.Exp(float64(att[t] - maxv)))
-			att[t] = e
+		for _, e := range att {
 			sum += e
 		}
 		inv := 1 / sum

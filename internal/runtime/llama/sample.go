@@ -114,10 +114,10 @@ func (s *sampler) sample(logits []float32, history []int) int {
 	if p.Temperature == 0 && !penalties {
 		// Greedy without penalties: the first highest logit, without
 		// building the candidate list (32,000 entries a token).
-		best := 0
+		best, bv := 0, logits[0]
 		for i, l := range logits {
-			if l > logits[best] {
-				best = i
+			if l > bv {
+				best, bv = i, l
 			}
 		}
 		return best
