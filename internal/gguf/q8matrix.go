@@ -1,10 +1,6 @@
 package gguf
 
-import (
-	"encoding/binary"
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // Q8Matrix is a Q8_0 matrix prepared for products with quantized inputs
 // (MulMat). On CPUs with AVX-512 VNNI its rows are repacked once, at
@@ -27,8 +23,9 @@ const (
 	// 512-bit vector.
 	q8Group = 16
 	// q8PackedBlock is one block of a packed group: eight vectors of 16
-	// rows × 4 weight bytes, then the 16 rows' scales as float32.
-	q8PackedBlock = 8*64 + 64
+	// rows × 4 weight bytes, then the 16 rows' f16 scales (as many bytes
+	// as 16 blocks as stored).
+	q8PackedBlock = 8*64 + 32
 	// q8MaxInputs is how many inputs one kernel call multiplies.
 	q8MaxInputs = 8
 )
@@ -45,8 +42,8 @@ type q8In struct {
 
 // NewQ8Matrix prepares the Q8_0 matrix data (rows rows of rowBytes bytes,
 // whole blocks of 34 bytes) for MulMat. With AVX-512 VNNI it keeps a
-// repacked copy on the heap (36/34 of the matrix's size); data itself is
-// only kept, not read again by MulMat.
+// repacked copy on the heap (the matrix's size, rows rounded up to 16);
+// data itself is then only kept, not read again by MulMat.
 func NewQ8Matrix(data []byte, rows, rowBytes int) (*Q8Matrix, error) {
 	return newQ8Matrix(data, rows, rowBytes, hasQ8VNNI())
 }
@@ -70,7 +67,7 @@ func (m *Q8Matrix) Rows() int { return m.rows }
 // packQ8 returns the rows in q8MulVNNI's layout: per group of 16 rows
 // (the last padded with zero rows) and block b, vector k (k < 8) holds
 // bytes 4k..4k+3 of block b of each row, plus 128 so they are unsigned
-// (w XOR 0x80), then the rows' scales as float32.
+// (w XOR 0x80), then the rows' f16 scales.
 func packQ8(raw []byte, rows, nb int) []byte {
 	groups := (rows + q8Group - 1) / q8Group
 	p := make([]byte, groups*nb*q8PackedBlock)
@@ -91,8 +88,7 @@ func packQ8(raw []byte, rows, nb int) []byte {
 						dst[k*64+r*4+j] = blk[2+4*k+j] ^ 0x80
 					}
 				}
-				d := F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-				binary.LittleEndian.PutUint32(dst[512+4*r:], math.Float32bits(d))
+				dst[512+2*r], dst[512+2*r+1] = blk[0], blk[1]
 			}
 		}
 	}

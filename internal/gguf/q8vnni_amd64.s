@@ -3,7 +3,8 @@
 #include "textflag.h"
 
 // One input's block of a group of 16 rows (Q8Matrix's packed layout; the
-// block's eight weight vectors in Z0-Z7 as w+128, the rows' scales in Z8):
+// block's eight weight vectors in Z0-Z7 as w+128, the rows' scales as
+// float32 in Z8):
 // the 16 int32 sums of w·x start at the input's -128·Σx (the correction
 // for the +128), and each VPDPBUSD adds, per row lane, four products of
 // an unsigned weight byte by a signed byte of x broadcast to every lane.
@@ -37,9 +38,10 @@
 // func q8MulVNNI(w *byte, groups, nb int, ins *[8]q8In, n int)
 //
 // groups consecutive groups of 16 rows of a packed Q8_0 matrix (w at the
-// first; per group nb blocks of 576 bytes: eight 64-byte vectors, vector
+// first; per group nb blocks of 544 bytes: eight 64-byte vectors, vector
 // k holding bytes 4k..4k+3 of the block of each of the 16 rows, +128 as
-// unsigned, then the 16 rows' scales as float32) times n (1..8) quantized
+// unsigned, then the 16 rows' f16 scales, converted exactly by VCVTPH2PS)
+// times n (1..8) quantized
 // inputs: ins[i].out[16g+r] = the dot product of row r of group g with
 // input i, bit for bit as q8DotGo computes it. ins[i].c holds the input's
 // -128·Σq per block. Each block's weights are loaded once for all n
@@ -73,7 +75,7 @@ bloop:
 	VMOVDQU64 320(SI), Z5
 	VMOVDQU64 384(SI), Z6
 	VMOVDQU64 448(SI), Z7
-	VMOVUPS 512(SI), Z8
+	VCVTPH2PS 512(SI), Z8
 	Q8_INPUT(0, Z20)
 	CMPQ R8, $1
 	JEQ bnext
@@ -98,7 +100,7 @@ bloop:
 	Q8_INPUT(224, Z27)
 
 bnext:
-	ADDQ $576, SI
+	ADDQ $544, SI
 	ADDQ $32, BX
 	ADDQ $4, DX
 	DECQ CX
