@@ -1,6 +1,9 @@
 package gguf
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Q8Matrix is a Q8_0 matrix prepared for products with quantized inputs
 // (MulMat). On CPUs with AVX-512 VNNI its rows are repacked once, at
@@ -84,9 +87,8 @@ func packQ8(raw []byte, rows, nb int) []byte {
 				}
 				blk := raw[row*nb*34+b*34:][:34]
 				for k := 0; k < 8; k++ {
-					for j := 0; j < 4; j++ {
-						dst[k*64+r*4+j] = blk[2+4*k+j] ^ 0x80
-					}
+					w := binary.LittleEndian.Uint32(blk[2+4*k:]) ^ 0x80808080
+					binary.LittleEndian.PutUint32(dst[k*64+r*4:], w)
 				}
 				dst[512+2*r], dst[512+2*r+1] = blk[0], blk[1]
 			}
