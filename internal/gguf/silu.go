@@ -56,7 +56,7 @@ func expF32(x float32) float32 {
 	z := float32(r * r)
 	e := float32(p*z) + r
 	e = e + 1
-	return e * math.Float32frombits(uint32(int32(n)+127)<<23)
+	return float32(e * math.Float32frombits(uint32(int32(n)+127)<<23))
 }
 
 // ExpShift sets x[t] = e^(x[t]-m) (expF32) for every t: the exponentials
