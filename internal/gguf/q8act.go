@@ -79,7 +79,10 @@ func q8DotGo(row []byte, x []int8, xd []float32, nb int) float32 {
 			s3 += int32(int8(blk[5+j])) * int32(xx[j+3])
 		}
 		dw := F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-		s += float32((s0+s1)+(s2+s3)) * (dw * xd[b])
+		// The conversion keeps the product rounded on its own: without it
+		// the compiler may fuse it with the sum (GOAMD64=v3, arm64), which
+		// the assembly kernels do not.
+		s += float32(float32((s0+s1)+(s2+s3)) * float32(dw*xd[b]))
 	}
 	return s
 }

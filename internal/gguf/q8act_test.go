@@ -132,11 +132,12 @@ func BenchmarkDotQ8(b *testing.B) {
 }
 
 // TestMulMatQ8MatchesDotQ8 checks the batched Q8_0 product (two rows by
-// four inputs, leftover rows and inputs, -128 weights) against DotQ8 bit
-// for bit, and that only rows [lo, hi) are written.
+// four inputs, groups of two or three, leftover rows and inputs, -128
+// weights) against DotQ8 bit for bit, and that only rows [lo, hi) are
+// written.
 func TestMulMatQ8MatchesDotQ8(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, n := range []int{1, 3, 4, 5, 8, 9} {
+	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9} {
 		for _, nb := range []int{1, 3, 9} {
 			for _, span := range [][2]int{{0, 37}, {3, 20}, {16, 32}, {5, 6}} {
 				lo, hi := span[0], span[1]

@@ -5,12 +5,14 @@ package gguf
 import "golang.org/x/sys/cpu"
 
 // mulMatQ8 is MulMatQ8 after its checks: with AVX2, two rows by four
-// inputs at a time in blocks of mulMatBlock rows (DotQ8 for the rows and
-// inputs left over), else DotQ8 for every row and input.
+// inputs at a time in blocks of mulMatBlock rows (a last group of two or
+// three inputs fills the kernel's other slots with copies of its last
+// input, whose results are dropped; a single input left over, and a
+// single row, go through DotQ8), else DotQ8 for every row and input.
 func mulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
 	n := len(xs)
 	nb := rowBytes / 34
-	if !cpu.X86.HasAVX2 || n < 4 {
+	if !cpu.X86.HasAVX2 || n < 2 {
 		mulMatQ8Each(outs, m, rowBytes, lo, hi, xs)
 		return
 	}
@@ -25,11 +27,16 @@ func mulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
 	}
 	for rb := lo; rb < hi; rb += mulMatBlock {
 		re := min(rb+mulMatBlock, hi)
-		i := 0
-		for ; i+4 <= n; i += 4 {
+		for i := 0; i < n; i += 4 {
+			k4 := min(4, n-i) // the real inputs of this group
+			if k4 == 1 {
+				mulMatQ8Each(outs[i:], m, rowBytes, rb, re, xs[i:])
+				continue
+			}
 			for k := range xp {
-				xp[k] = &xs[i+k].Q[:nb*32][0]
-				for b, d := range xs[i+k].D[:nb] {
+				x := &xs[i+min(k, k4-1)]
+				xp[k] = &x.Q[:nb*32][0]
+				for b, d := range x.D[:nb] {
 					xd4[4*b+k] = d
 				}
 			}
@@ -41,16 +48,13 @@ func mulMatQ8(outs [][]float32, m []byte, rowBytes, lo, hi int, xs []Q8Vec) {
 				_ = m[r*rowBytes+stride+rowBytes-1]
 				acc = [8]float32{}
 				q8Dot2x4AVX2(&m[r*rowBytes], stride, &xp, &xd4[0], nb, &acc)
-				for k := 0; k < 4; k++ {
+				for k := 0; k < k4; k++ {
 					outs[i+k][r] = acc[k]
 					if stride != 0 {
 						outs[i+k][r+1] = acc[4+k]
 					}
 				}
 			}
-		}
-		if i < n {
-			mulMatQ8Each(outs[i:], m, rowBytes, rb, re, xs[i:])
 		}
 	}
 }

@@ -2,10 +2,13 @@ package llama
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/inferbox/inferbox/internal/gguf"
 )
 
 // TestBatchEqualsSingle checks that a batch mixing a prompt chunk of one
@@ -83,6 +86,62 @@ func TestConcurrentMixedEqualsAlone(t *testing.T) {
 		for i := range reqs {
 			if got[i] != alone[i] {
 				t.Errorf("round %d, request %d: concurrent %q\nalone %q", round, i, got[i], alone[i])
+			}
+		}
+	}
+}
+
+// TestBatchEqualsSingleQ8 checks, on a Q8_0 model (the VNNI kernel where
+// the CPU has it; 263 vocabulary rows, so the classifier ends inside a
+// group of 16), that decode steps of 2, 3, 8 and 9 sequences together
+// (9: more than one kernel call of eight inputs), and their prompts
+// processed in one batch, give every sequence exactly its logits alone.
+func TestBatchEqualsSingleQ8(t *testing.T) {
+	s := defaultSynth()
+	s.typ = gguf.Q8_0
+	m, err := Load(gguf.NewRegistry(), s.write(t, t.TempDir()), 0, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, n := range []int{2, 3, 8, 9} {
+		prompts := make([][]int, n)
+		alone := make([][]float32, n)
+		for i := range prompts {
+			prompts[i] = []int{1}
+			for k := 0; k < 1+r.IntN(4); k++ {
+				prompts[i] = append(prompts[i], 3+r.IntN(260))
+			}
+			l := logitsFor(m, prompts[i])
+			alone[i] = l[len(l)-1]
+		}
+		// Decode: every prompt but its last token alone, then the last
+		// tokens of all n sequences in one batch.
+		var sc scratch
+		states := make([]*seqState, n)
+		var steps []*step
+		for i, p := range prompts {
+			states[i] = m.newState()
+			m.forwardBatch(&sc, itemsOf([]*step{{s: states[i], tokens: p[:len(p)-1]}}))
+			steps = append(steps, &step{s: states[i], tokens: p[len(p)-1:], logits: true})
+		}
+		m.forwardBatch(&sc, itemsOf(steps))
+		for i, st := range states {
+			if !slices.Equal(st.logits, alone[i]) {
+				t.Errorf("n=%d decode: sequence %d: batched logits differ from its own", n, i)
+			}
+		}
+		// Prefill: all n prompts whole in one batch.
+		steps = steps[:0]
+		for i, p := range prompts {
+			states[i] = m.newState()
+			steps = append(steps, &step{s: states[i], tokens: p, logits: true})
+		}
+		m.forwardBatch(&sc, itemsOf(steps))
+		for i, st := range states {
+			if !slices.Equal(st.logits, alone[i]) {
+				t.Errorf("n=%d prefill: sequence %d: batched logits differ from its own", n, i)
 			}
 		}
 	}

@@ -199,10 +199,7 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 		l.gate.mulMat(hb, xb, th, sc)
 		l.up.mulMat(hb2, xb, th, sc)
 		for i := range items {
-			g, u := hb[i], hb2[i]
-			for j, gv := range g {
-				g[j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[j]
-			}
+			gguf.SiLUMul(hb[i], hb2[i])
 		}
 		l.down.mulMat(xb, hb, th, sc)
 		for i := range items {
@@ -243,10 +240,9 @@ func (m *Model) attention(it item, li int, q, out, att []float32) {
 			att[t] = a
 			maxv = max(maxv, a)
 		}
+		gguf.ExpShift(att, maxv)
 		var sum float32
-		for t := range att {
-			e := float32(math.Exp(float64(att[t] - maxv)))
-			att[t] = e
+		for _, e := range att {
 			sum += e
 		}
 		inv := 1 / sum

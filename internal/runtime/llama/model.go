@@ -113,8 +113,23 @@ type matrix struct {
 	t    *gguf.Tensor
 	rows int
 	cols int
-	f32  []float32 // set for F32 tensors
-	rowB int       // bytes per row
+	f32  []float32      // set for F32 tensors
+	q8   *gguf.Q8Matrix // set for Q8_0 tensors
+	rowB int            // bytes per row
+}
+
+// prepareQ8 sets m.q8 for a Q8_0 matrix (gguf.NewQ8Matrix, which repacks
+// the rows for the AVX-512 VNNI kernel where the CPU has it).
+func (m *matrix) prepareQ8() error {
+	if m.t.Type != gguf.Q8_0 {
+		return nil
+	}
+	q, err := gguf.NewQ8Matrix(m.t.Data, m.rows, m.rowB)
+	if err != nil {
+		return fmt.Errorf("tensor %s: %w", m.t.Name, err)
+	}
+	m.q8 = q
+	return nil
 }
 
 type layer struct {
@@ -145,6 +160,13 @@ func loadWeights(f *gguf.File, h hparams) (*weights, error) {
 		m := &matrix{t: t, rows: rows, cols: cols, rowB: t.Type.RowBytes(cols)}
 		if t.Type == gguf.F32 {
 			m.f32 = t.Float32s()
+		}
+		// The embedding table is only read by rows unless it is also the
+		// classifier (tied), so it is prepared for products only then.
+		if name != "token_embd.weight" {
+			if err := m.prepareQ8(); err != nil {
+				return nil, err
+			}
 		}
 		return m, nil
 	}
@@ -179,6 +201,9 @@ func loadWeights(f *gguf.File, h hparams) (*weights, error) {
 		}
 	} else {
 		w.output = w.tokEmbd // tied embeddings
+		if err := w.output.prepareQ8(); err != nil {
+			return nil, err
+		}
 	}
 	kvDim := h.nHeadKV * h.headDim
 	w.layers = make([]layer, h.nLayer)

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/inferbox/inferbox/internal/gguf"
 )
 
 // Params are the sampling parameters of one generation. The zero value is
@@ -114,13 +116,7 @@ func (s *sampler) sample(logits []float32, history []int) int {
 	if p.Temperature == 0 && !penalties {
 		// Greedy without penalties: the first highest logit, without
 		// building the candidate list (32,000 entries a token).
-		best := 0
-		for i, l := range logits {
-			if l > logits[best] {
-				best = i
-			}
-		}
-		return best
+		return gguf.ArgMax(logits)
 	}
 	s.cands = s.cands[:0]
 	for i, l := range logits {
