@@ -15,6 +15,9 @@ type File struct {
 	kv    map[string]int
 	// release is called once by Close (nil for in-memory files).
 	release func()
+	// packs holds prepared forms of tensors shared by every File of one
+	// mapping (Registry.Open); nil for Files parsed on their own.
+	packs *packCache
 }
 
 // Parse reads a GGUF file held in b. The File refers to b; b must not change.

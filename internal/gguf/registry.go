@@ -61,6 +61,7 @@ func (r *Registry) Open(path string) (*File, error) {
 			_ = unmap()
 			return nil, fmt.Errorf("gguf: %s: %w", abs, err)
 		}
+		f.packs = &packCache{q8: map[string]*Q8Matrix{}}
 		m = &mapping{data: data, unmap: unmap, parsed: f}
 		r.files[key] = m
 	}
@@ -88,4 +89,33 @@ func (r *Registry) Mapped() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.files)
+}
+
+// packCache holds the prepared (repacked) forms of one mapping's tensors,
+// so that every instance of a model shares them as it shares the mapping.
+type packCache struct {
+	mu sync.Mutex
+	q8 map[string]*Q8Matrix
+}
+
+// Q8Matrix returns the Q8_0 tensor t of f prepared for MulMat
+// (NewQ8Matrix with rows rows of rowBytes bytes). Files from a Registry
+// share one prepared copy per tensor for as long as the file is mapped, so
+// loading a model again (another instance) neither repacks nor holds a
+// second copy.
+func (f *File) Q8Matrix(t *Tensor, rows, rowBytes int) (*Q8Matrix, error) {
+	if f.packs == nil {
+		return NewQ8Matrix(t.Data, rows, rowBytes)
+	}
+	f.packs.mu.Lock()
+	defer f.packs.mu.Unlock()
+	if q, ok := f.packs.q8[t.Name]; ok && q.Rows() == rows {
+		return q, nil
+	}
+	q, err := NewQ8Matrix(t.Data, rows, rowBytes)
+	if err != nil {
+		return nil, err
+	}
+	f.packs.q8[t.Name] = q
+	return q, nil
 }

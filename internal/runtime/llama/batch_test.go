@@ -146,3 +146,32 @@ func TestBatchEqualsSingleQ8(t *testing.T) {
 		}
 	}
 }
+
+// Models loaded from one registry share the repacked Q8_0 matrices (one
+// copy per mapped file, as they share the mapping); another registry's
+// model has its own.
+func TestQ8PackShared(t *testing.T) {
+	s := defaultSynth()
+	s.typ = gguf.Q8_0
+	path := s.write(t, t.TempDir())
+	reg := gguf.NewRegistry()
+	load := func(reg *gguf.Registry) *Model {
+		m, err := Load(reg, path, 0, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	a, b, c := load(reg), load(reg), load(gguf.NewRegistry())
+	qa, qb, qc := a.w.layers[0].wq.q8, b.w.layers[0].wq.q8, c.w.layers[0].wq.q8
+	if qa == nil || qa != qb || a.w.output.q8 != b.w.output.q8 {
+		t.Errorf("two models of one registry: %p and %p, want one shared matrix", qa, qb)
+	}
+	if qc == qa {
+		t.Error("a model of another registry shares the matrix")
+	}
+	if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(c, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {
+		t.Error("a model on the shared matrices computes other logits")
+	}
+}

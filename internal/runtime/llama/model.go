@@ -119,12 +119,13 @@ type matrix struct {
 }
 
 // prepareQ8 sets m.q8 for a Q8_0 matrix (gguf.NewQ8Matrix, which repacks
-// the rows for the AVX-512 VNNI kernel where the CPU has it).
-func (m *matrix) prepareQ8() error {
+// the rows for the AVX-512 VNNI kernel where the CPU has it; the repacked
+// copy is shared by every model loaded from f's mapping).
+func (m *matrix) prepareQ8(f *gguf.File) error {
 	if m.t.Type != gguf.Q8_0 {
 		return nil
 	}
-	q, err := gguf.NewQ8Matrix(m.t.Data, m.rows, m.rowB)
+	q, err := f.Q8Matrix(m.t, m.rows, m.rowB)
 	if err != nil {
 		return fmt.Errorf("tensor %s: %w", m.t.Name, err)
 	}
@@ -164,7 +165,7 @@ func loadWeights(f *gguf.File, h hparams) (*weights, error) {
 		// The embedding table is only read by rows unless it is also the
 		// classifier (tied), so it is prepared for products only then.
 		if name != "token_embd.weight" {
-			if err := m.prepareQ8(); err != nil {
+			if err := m.prepareQ8(f); err != nil {
 				return nil, err
 			}
 		}
@@ -201,7 +202,7 @@ func loadWeights(f *gguf.File, h hparams) (*weights, error) {
 		}
 	} else {
 		w.output = w.tokEmbd // tied embeddings
-		if err := w.output.prepareQ8(); err != nil {
+		if err := w.output.prepareQ8(f); err != nil {
 			return nil, err
 		}
 	}
