@@ -46,6 +46,15 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+# The kernels' fallbacks: pure Go (what CPUs without AVX2 and other
+# architectures run), and an x86-64-v3 build, where the compiler may fuse
+# multiply-adds in the Go reference code the assembly must match bit for bit.
+echo "== go test -tags purego, GOAMD64=v3 (LLM kernels)"
+go vet -tags purego ./internal/gguf/ ./internal/runtime/llama/
+GOARCH=arm64 go vet ./internal/gguf/ ./internal/runtime/llama/
+go test -count=1 -tags purego ./internal/gguf/ ./internal/runtime/llama/
+GOAMD64=v3 go test -count=1 ./internal/gguf/ ./internal/runtime/llama/
+
 echo "== AWS CLI scenario: SageMaker hosting"
 bash scripts/aws-cli-scenario.sh
 
