@@ -239,12 +239,7 @@ func TestGenAIBatchBedrock(t *testing.T) {
 // A job running when the server stops runs again at the next start.
 func TestGenAIBatchRestart(t *testing.T) {
 	t.Parallel()
-	model := storiesPath(t)
-	data := t.TempDir()
-	mutate := func(cfg *config.Config) {
-		cfg.FoundationModels = []config.FoundationModel{{ID: "meta.stories260k", Path: model, ChatFormat: "raw"}}
-		cfg.Data = data
-	}
+	mutate := storiesOn(t, t.TempDir(), false)
 	c, _, stop := start(t, mutate)
 	br := bedrockClient(c)
 	putBatchInput(t, c, "batch", "in/big.jsonl", bigInput(60, 150))

@@ -371,13 +371,8 @@ func markStopping(t *testing.T, data, jobID string) {
 // A job that was stopping when the server went down ends at the next start
 // with the outputs of the records it had finished, and runs no other.
 func TestGenAIBatchStoppingAtRestart(t *testing.T) {
-	model := storiesPath(t)
 	data := t.TempDir()
-	mutate := func(cfg *config.Config) {
-		cfg.FoundationModels = []config.FoundationModel{{ID: oaiModel, Path: model, ChatFormat: "raw"}}
-		cfg.Auth.AccessKeys = map[string]string{"AKIDANY": "anysecret"}
-		cfg.Data = data
-	}
+	mutate := storiesOn(t, data, true)
 	const n = 60
 	t.Run("bedrock", func(t *testing.T) {
 		c, _, stop := start(t, mutate)

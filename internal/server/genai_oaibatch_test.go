@@ -427,13 +427,8 @@ func countBatchRows(t *testing.T, data, variant string, since time.Time) (all, a
 // A batch running when the server stops resumes at the next start without
 // running its finished requests again: every request is generated once.
 func TestGenAIOpenAIBatchResume(t *testing.T) {
-	model := storiesPath(t)
 	data := t.TempDir()
-	mutate := func(cfg *config.Config) {
-		cfg.FoundationModels = []config.FoundationModel{{ID: oaiModel, Path: model, ChatFormat: "raw"}}
-		cfg.Auth.AccessKeys = map[string]string{"AKIDANY": "anysecret"}
-		cfg.Data = data
-	}
+	mutate := storiesOn(t, data, true)
 	_, url, stop := start(t, mutate)
 	c := oaiClient(url)
 	const n = 60
@@ -474,12 +469,8 @@ func TestGenAIOpenAIBatchResume(t *testing.T) {
 
 // The same for a Bedrock model invocation job.
 func TestGenAIBatchResumeBedrock(t *testing.T) {
-	model := storiesPath(t)
 	data := t.TempDir()
-	mutate := func(cfg *config.Config) {
-		cfg.FoundationModels = []config.FoundationModel{{ID: oaiModel, Path: model, ChatFormat: "raw"}}
-		cfg.Data = data
-	}
+	mutate := storiesOn(t, data, false)
 	c, _, stop := start(t, mutate)
 	br := bedrockClient(c)
 	const n = 60

@@ -60,6 +60,20 @@ func startGenAI(t *testing.T, mutate func(*config.Config)) (*bedrockruntime.Clie
 	return br, url, data, stop
 }
 
+// storiesOn serves stories260K as "meta.stories260k" (raw chat format)
+// from the data directory data — for tests that restart the server on the
+// same data — with the test access key AKIDANY/anysecret when keyed.
+func storiesOn(t *testing.T, data string, keyed bool) func(*config.Config) {
+	model := storiesPath(t)
+	return func(cfg *config.Config) {
+		cfg.FoundationModels = []config.FoundationModel{{ID: "meta.stories260k", Path: model, ChatFormat: "raw"}}
+		if keyed {
+			cfg.Auth.AccessKeys = map[string]string{"AKIDANY": "anysecret"}
+		}
+		cfg.Data = data
+	}
+}
+
 // bufferedBodies sends each request body from a private buffer. smithy-go
 // closes the request body as soon as the response headers arrive
 // (transport/http/client.go, ClientHandler.Handle); when a server answers
