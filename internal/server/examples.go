@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -9,13 +10,49 @@ import (
 
 	"github.com/inferbox/inferbox/examples"
 	"github.com/inferbox/inferbox/internal/catalog"
+	"github.com/inferbox/inferbox/internal/config"
 )
 
-// The endpoints `serve --examples` deploys.
+// The endpoints `serve --examples` deploys, and the foundation model it
+// registers (the demo LLM again, behind the Bedrock and OpenAI APIs).
 const (
-	ExampleEndpoint    = "example-xgboost"
-	ExampleLLMEndpoint = "example-llm"
+	ExampleEndpoint        = "example-xgboost"
+	ExampleLLMEndpoint     = "example-llm"
+	ExampleFoundationModel = "meta.kjv-tiny"
 )
+
+// withExampleFoundationModel adds the demo LLM as foundation model
+// ExampleFoundationModel, written under the data directory, unless the
+// configuration already has a model by that id. It runs before the genai
+// service is built (models are registered at start-up).
+func withExampleFoundationModel(cfg *config.Config) error {
+	for _, fm := range cfg.FoundationModels {
+		if fm.ID == ExampleFoundationModel {
+			return nil
+		}
+	}
+	b, err := fs.ReadFile(examples.LLM, "llm/model/kjv-tiny.gguf")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(cfg.Data, "examples", "foundation-models")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "kjv-tiny.gguf")
+	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, b) {
+		// Written beside and renamed: a mapped older copy stays intact.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	cfg.FoundationModels = append(cfg.FoundationModels, config.FoundationModel{ID: ExampleFoundationModel, Path: path})
+	return nil
+}
 
 // example is a bundled model and the endpoint that serves it.
 type example struct {

@@ -149,6 +149,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Observer: m,
 		Logger:   log,
 	})
+	if cfg.Examples {
+		if err := withExampleFoundationModel(&cfg); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("example foundation model: %w", err)
+		}
+	}
 	gen, err := newGenAI(cfg, genai.Deps{Loader: llamaLoader, Registry: ggufs, Types: types, Node: node, Ledger: ledger, Logger: log,
 		Provisioned: store, Imports: store, Objects: st.objects})
 	if err != nil {
