@@ -124,6 +124,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Help: "Bring-your-own model server processes killed and replaced after failing hosting.unhealthy_threshold GET /ping health checks in a row.",
 	})
 	m.Registry().MustRegister(unhealthy)
+	byo := &process.Loader{
+		BaseDir:            instancesDir,
+		HealthInterval:     cfg.Hosting.HealthCheckInterval.D(),
+		HealthTimeout:      cfg.Hosting.HealthCheckTimeout.D(),
+		UnhealthyThreshold: cfg.Hosting.UnhealthyThreshold,
+		Unhealthy:          unhealthy,
+	}
 	ggufs := gguf.NewRegistry()
 	llamaLoader := llama.NewLoader(ggufs, 0)
 	h := hosting.New(hosting.Config{
@@ -149,13 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Artifacts: cache,
 		Loaders: map[string]runtime.Loader{
 			hosting.KindXGBoost: xgboost.NewLoader(),
-			hosting.KindProcess: &process.Loader{
-				BaseDir:            instancesDir,
-				HealthInterval:     cfg.Hosting.HealthCheckInterval.D(),
-				HealthTimeout:      cfg.Hosting.HealthCheckTimeout.D(),
-				UnhealthyThreshold: cfg.Hosting.UnhealthyThreshold,
-				Unhealthy:          unhealthy,
-			},
+			hosting.KindProcess: byo,
 			hosting.KindLlama:   llamaLoader,
 		},
 		Observer: m,
