@@ -55,7 +55,7 @@ func fastHealth(replaced *count) *Loader {
 	return &Loader{
 		RestartBackoff:     10 * time.Millisecond,
 		HealthInterval:     50 * time.Millisecond,
-		HealthTimeout:      200 * time.Millisecond,
+		HealthTimeout:      500 * time.Millisecond,
 		UnhealthyThreshold: 2,
 		Unhealthy:          replaced,
 	}
