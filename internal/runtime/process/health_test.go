@@ -61,10 +61,10 @@ func fastHealth(replaced *count) *Loader {
 	}
 }
 
-// TestHungServerIsReplaced freezes the server with SIGSTOP: it exists but
+// TestHealthHungServerIsReplaced freezes the server with SIGSTOP: it exists but
 // answers nothing. The request in flight fails with a ModelError, the
 // frozen process is killed, and a new one serves.
-func TestHungServerIsReplaced(t *testing.T) {
+func TestHealthHungServerIsReplaced(t *testing.T) {
 	replaced := &count{}
 	m, logs := start(t, fastHealth(replaced), runtime.Spec{})
 	pid := report(t, m, &runtime.Request{}).Pid
@@ -115,11 +115,11 @@ func TestHungServerIsReplaced(t *testing.T) {
 	}
 }
 
-// TestFailingPingIsReplacedAndSuccessorWaitsForPing makes /ping answer 503
+// TestHealthFailingPingIsReplacedAndSuccessorWaitsForPing makes /ping answer 503
 // (the gate file is removed) while the process keeps running: a non-200
 // answer is a failed check too. The successor is not used until its own
 // /ping passes.
-func TestFailingPingIsReplacedAndSuccessorWaitsForPing(t *testing.T) {
+func TestHealthFailingPingIsReplacedAndSuccessorWaitsForPing(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "gate")
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
