@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,11 +10,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	rttypes "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime/types"
@@ -152,6 +155,126 @@ func TestBYOHungServerIsReplaced(t *testing.T) {
 		t.Errorf("inferbox_model_server_unhealthy_replacements_total = %d, want at least 1", n)
 	}
 	if d := describe(t, c, "hung"); d.EndpointStatus != smtypes.EndpointStatusInService || aws.ToInt32(d.ProductionVariants[0].CurrentInstanceCount) != 1 {
+		t.Errorf("after the replacement: %s with %d instances", d.EndpointStatus, aws.ToInt32(d.ProductionVariants[0].CurrentInstanceCount))
+	}
+}
+
+// pidsOf sends n concurrent mode=env requests and returns the model server
+// pid each was answered by (0 for a failure) and the first error.
+func pidsOf(c clients, endpoint string, n int) ([]int, error) {
+	pids := make([]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, err := invoke(ctx, c, endpoint, "text/plain", "", []byte("x"), "mode=env")
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			var out struct{ PID int }
+			if err := json.Unmarshal(res.Body, &out); err != nil {
+				errs[i] = err
+				return
+			}
+			pids[i] = out.PID
+		})
+	}
+	wg.Wait()
+	return pids, errors.Join(errs...)
+}
+
+// TestBYOHealthRoutesAroundReplacedInstance runs two instances and freezes
+// one; its replacement cannot start (TEST_FAIL_START_IF) until the test
+// allows it. Meanwhile every request goes to the healthy instance and
+// succeeds, rather than waiting on the one being replaced.
+func TestBYOHealthRoutesAroundReplacedInstance(t *testing.T) {
+	t.Parallel()
+	c, url, _ := start(t, func(cfg *config.Config) {
+		fastHealthChecks(cfg)
+		cfg.Hosting.InstanceConcurrency = 8
+	})
+	ctx := context.Background()
+	broken := filepath.Join(t.TempDir(), "broken")
+	if _, err := c.sm.CreateModel(ctx, &sagemaker.CreateModelInput{
+		ModelName:        aws.String("pair"),
+		ExecutionRoleArn: aws.String("arn:aws:iam::123456789012:role/inferbox"),
+		PrimaryContainer: &smtypes.ContainerDefinition{
+			Image:       aws.String(fixtureImage(t)),
+			Environment: map[string]string{"TEST_FAIL_START_IF": broken},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	createConfig(t, c, "pair", "pair", "AllTraffic", "ml.m5.large", 2)
+	createEndpoint(t, c, "pair", "pair")
+	waitInService(t, c, "pair")
+
+	seen := map[int]bool{}
+	waitFor(t, 30*time.Second, "both instances answer", func() (bool, string) {
+		pids, err := pidsOf(c, "pair", 4)
+		for _, p := range pids {
+			if p != 0 {
+				seen[p] = true
+			}
+		}
+		return len(seen) == 2, fmt.Sprintf("pids %v, err %v", seen, err)
+	})
+	var frozen, healthy int
+	for p := range seen {
+		if frozen == 0 {
+			frozen = p
+		} else {
+			healthy = p
+		}
+	}
+	t.Cleanup(func() { _ = syscall.Kill(frozen, syscall.SIGCONT) })
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(frozen, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the frozen instance is declared unhealthy", func() (bool, string) {
+		n := unhealthyReplacements(t, url)
+		return n >= 1, fmt.Sprint(n)
+	})
+	waitFor(t, 30*time.Second, "a successor fails to start", func() (bool, string) {
+		_, err := os.Stat(broken + ".failed")
+		return err == nil, fmt.Sprint(err)
+	})
+	// The frozen server is out of service and its successor cannot start:
+	// concurrent requests (least outstanding requests would spread them
+	// over both instances) all go to the healthy one.
+	for round := range 5 {
+		pids, err := pidsOf(c, "pair", 4)
+		if err != nil {
+			t.Fatalf("round %d while one instance is being replaced: %v", round, err)
+		}
+		for _, p := range pids {
+			if p != healthy {
+				t.Fatalf("round %d: answered by pid %d, want only the healthy %d", round, p, healthy)
+			}
+		}
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the replacement serves", func() (bool, string) {
+		pids, err := pidsOf(c, "pair", 4)
+		for _, p := range pids {
+			if p != 0 && p != healthy && p != frozen {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("pids %v, err %v", pids, err)
+	})
+	if !procGone(frozen) {
+		t.Errorf("the frozen process %d still exists", frozen)
+	}
+	if d := describe(t, c, "pair"); d.EndpointStatus != smtypes.EndpointStatusInService || aws.ToInt32(d.ProductionVariants[0].CurrentInstanceCount) != 2 {
 		t.Errorf("after the replacement: %s with %d instances", d.EndpointStatus, aws.ToInt32(d.ProductionVariants[0].CurrentInstanceCount))
 	}
 }

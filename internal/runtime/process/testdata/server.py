@@ -239,6 +239,8 @@ def main():
     flag = os.environ.get("TEST_FAIL_START_IF")
     if flag and os.path.exists(flag):
         sys.stderr.write("fixture: %s exists, failing start\n" % flag)
+        with open(flag + ".failed", "a") as f:
+            f.write("%d\n" % os.getpid())
         sys.exit(4)
     code = os.environ.get("TEST_EXIT_AT_START")
     if code:
