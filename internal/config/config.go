@@ -171,6 +171,12 @@ type Hosting struct {
 	ServerlessIdleTimeout     Duration `yaml:"serverless_idle_timeout"`
 	ServerlessStartTimeout    Duration `yaml:"serverless_start_timeout"`
 	ServerlessMaxPayloadBytes int64    `yaml:"serverless_max_payload_bytes"`
+	// Health checks of a bring-your-own model server once it is ready:
+	// GET /ping every HealthCheckInterval, each within HealthCheckTimeout;
+	// after UnhealthyThreshold failures in a row the server is replaced.
+	HealthCheckInterval Duration `yaml:"health_check_interval"`
+	HealthCheckTimeout  Duration `yaml:"health_check_timeout"`
+	UnhealthyThreshold  int      `yaml:"unhealthy_threshold"`
 }
 
 // Autoscale configures target tracking; defaults are AWS's.
@@ -250,6 +256,13 @@ func Default() Config {
 			ServerlessIdleTimeout:     Duration(5 * time.Minute),
 			ServerlessStartTimeout:    Duration(3 * time.Minute),
 			ServerlessMaxPayloadBytes: 4 << 20,
+			// SageMaker's /ping timeout is 2 s; it does not document how
+			// often it checks a running instance or after how many
+			// failures it replaces one. 10 s × 3 replaces a hung server
+			// within about half a minute without reacting to one slow answer.
+			HealthCheckInterval: Duration(10 * time.Second),
+			HealthCheckTimeout:  Duration(2 * time.Second),
+			UnhealthyThreshold:  3,
 		},
 		GenAI: GenAI{InstanceType: "ml.m5.large", Concurrency: 4, MaxInstances: 2, IdleTimeout: Duration(5 * time.Minute),
 			Quotas: GenAIQuotas{GenAIQuota: GenAIQuota{RequestsPerMinute: 600, TokensPerMinute: 200_000}}, ProvisionedQueue: 32},
@@ -386,6 +399,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Hosting.ServerlessMaxPayloadBytes < 1 || c.Hosting.ServerlessMaxPayloadBytes > c.Hosting.MaxPayloadBytes {
 		bad("hosting.serverless_max_payload_bytes", c.Hosting.ServerlessMaxPayloadBytes, "must be positive and at most hosting.max_payload_bytes")
+	}
+	if c.Hosting.HealthCheckInterval <= 0 {
+		bad("hosting.health_check_interval", c.Hosting.HealthCheckInterval.D(), "must be positive")
+	}
+	if c.Hosting.HealthCheckTimeout <= 0 || c.Hosting.HealthCheckTimeout > c.Hosting.HealthCheckInterval {
+		bad("hosting.health_check_timeout", c.Hosting.HealthCheckTimeout.D(), "must be positive and at most hosting.health_check_interval")
+	}
+	if c.Hosting.UnhealthyThreshold < 1 {
+		bad("hosting.unhealthy_threshold", c.Hosting.UnhealthyThreshold, "must be at least 1")
 	}
 	if c.Autoscale.Period <= 0 {
 		bad("autoscale.period", c.Autoscale.Period.D(), "must be positive")

@@ -25,13 +25,16 @@ func TestDefaultsValidate(t *testing.T) {
 	if c.Hosting.MaxPayloadBytes != 6291456 || c.Hosting.InvocationTimeout.D() != time.Minute {
 		t.Errorf("SageMaker limits changed: %+v", c.Hosting)
 	}
+	if h := c.Hosting; h.HealthCheckInterval.D() != 10*time.Second || h.HealthCheckTimeout.D() != 2*time.Second || h.UnhealthyThreshold != 3 {
+		t.Errorf("health-check defaults changed: %v, %v, %d", h.HealthCheckInterval.D(), h.HealthCheckTimeout.D(), h.UnhealthyThreshold)
+	}
 	if c.Autoscale.ScaleOutDatapoints != 3 || c.Autoscale.ScaleInDatapoints != 15 || c.Autoscale.ScaleInCooldown.D() != 300*time.Second {
 		t.Errorf("AWS autoscaling defaults changed: %+v", c.Autoscale)
 	}
 }
 
 func TestLoadOverridesDefaults(t *testing.T) {
-	c, err := Load(write(t, "listen: 127.0.0.1:9999\nhosting:\n  queue_timeout: 5s\nautoscale:\n  period: 2s\n"))
+	c, err := Load(write(t, "listen: 127.0.0.1:9999\nhosting:\n  queue_timeout: 5s\n  health_check_interval: 1s\n  unhealthy_threshold: 2\nautoscale:\n  period: 2s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +43,9 @@ func TestLoadOverridesDefaults(t *testing.T) {
 	}
 	if c.Hosting.MaxPayloadBytes != 6291456 {
 		t.Fatalf("unset key lost its default: %d", c.Hosting.MaxPayloadBytes)
+	}
+	if c.Hosting.HealthCheckInterval.D() != time.Second || c.Hosting.UnhealthyThreshold != 2 || c.Hosting.HealthCheckTimeout.D() != 2*time.Second {
+		t.Fatalf("health-check keys: %+v", c.Hosting)
 	}
 }
 
@@ -72,6 +78,10 @@ func TestValidateNamesKeyAndValue(t *testing.T) {
 		{func(c *Config) { c.Log = "xml" }, "log = xml"},
 		{func(c *Config) { c.AccountID = "42" }, "account_id = 42"},
 		{func(c *Config) { c.Node.VCPUs = 0 }, "node.vcpus = 0"},
+		{func(c *Config) { c.Hosting.HealthCheckInterval = 0 }, "hosting.health_check_interval = 0s: must be positive"},
+		{func(c *Config) { c.Hosting.HealthCheckTimeout = Duration(time.Minute) }, "hosting.health_check_timeout = 1m0s: must be positive and at most hosting.health_check_interval"},
+		{func(c *Config) { c.Hosting.HealthCheckTimeout = -1 }, "hosting.health_check_timeout = -1ns"},
+		{func(c *Config) { c.Hosting.UnhealthyThreshold = 0 }, "hosting.unhealthy_threshold = 0: must be at least 1"},
 	} {
 		c := Default()
 		tc.change(&c)

@@ -1,7 +1,10 @@
 // Package pool runs the instances of one model variant: it starts and stops
 // them, routes each invocation to one (least outstanding requests, or
 // random), bounds how many run at once on an instance, and holds the rest in
-// a bounded, priority-ordered wait queue with a timeout.
+// a bounded, priority-ordered wait queue with a timeout. An instance whose
+// model says it is not ready (Ready() false: a model server being replaced
+// after it crashed or failed its health checks) stays in the pool but gets
+// no new invocations while another instance is ready.
 //
 // Every inference mode is a policy over pools: real-time endpoints keep a
 // fixed or autoscaled count, serverless pools scale from zero, async and
@@ -510,14 +513,42 @@ func (p *Pool) abandon(w *waiter, err error) (*instance, error) {
 	return nil, err
 }
 
-// pickLocked chooses an instance with a free slot, or nil.
+// readiness is implemented by models that can be out of service for a
+// while without leaving the pool: a model server being restarted or
+// replaced after failing its health checks. Their Invoke waits for them.
+type readiness interface {
+	Ready() bool
+}
+
+func ready(in *instance) bool {
+	r, ok := in.model.(readiness)
+	return !ok || r.Ready()
+}
+
+// pickLocked chooses an instance with a free slot, or nil. While any
+// instance is ready, instances that are not are skipped (an invocation
+// rather waits for a slot on a ready one than for a server to come back);
+// when none is ready, all are candidates and the invocation waits inside
+// the model, bounded by its context.
 func (p *Pool) pickLocked() *instance {
 	limit := p.cfg.Concurrency
+	// Read each instance's readiness once: it can change meanwhile.
+	var buf [16]bool
+	isReady := buf[:0]
+	someReady := false
+	for _, in := range p.instances {
+		r := ready(in)
+		isReady = append(isReady, r)
+		someReady = someReady || r
+	}
+	eligible := func(i int) bool {
+		return p.instances[i].outstanding < limit && (!someReady || isReady[i])
+	}
 	switch p.cfg.Routing {
 	case Random:
 		free := 0
-		for _, in := range p.instances {
-			if in.outstanding < limit {
+		for i := range p.instances {
+			if eligible(i) {
 				free++
 			}
 		}
@@ -525,8 +556,8 @@ func (p *Pool) pickLocked() *instance {
 			return nil
 		}
 		k := rand.IntN(free)
-		for _, in := range p.instances {
-			if in.outstanding < limit {
+		for i, in := range p.instances {
+			if eligible(i) {
 				if k == 0 {
 					return in
 				}
@@ -536,8 +567,8 @@ func (p *Pool) pickLocked() *instance {
 		return nil
 	default:
 		var best *instance
-		for _, in := range p.instances {
-			if in.outstanding < limit && (best == nil || in.outstanding < best.outstanding) {
+		for i, in := range p.instances {
+			if eligible(i) && (best == nil || in.outstanding < best.outstanding) {
 				best = in
 			}
 		}

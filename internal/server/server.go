@@ -42,6 +42,7 @@ import (
 	"github.com/inferbox/inferbox/internal/runtime/process"
 	"github.com/inferbox/inferbox/internal/runtime/xgboost"
 	"github.com/inferbox/inferbox/internal/transform"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Server is a running inferbox. Build it with New, run it with Serve, stop
@@ -118,6 +119,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("instances directory: %w", err)
 	}
 	m := metrics.New()
+	unhealthy := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "inferbox", Name: "model_server_unhealthy_replacements_total",
+		Help: "Bring-your-own model server processes killed and replaced after failing hosting.unhealthy_threshold GET /ping health checks in a row.",
+	})
+	m.Registry().MustRegister(unhealthy)
+	byo := &process.Loader{
+		BaseDir:            instancesDir,
+		HealthInterval:     cfg.Hosting.HealthCheckInterval.D(),
+		HealthTimeout:      cfg.Hosting.HealthCheckTimeout.D(),
+		UnhealthyThreshold: cfg.Hosting.UnhealthyThreshold,
+		Unhealthy:          unhealthy,
+	}
 	ggufs := gguf.NewRegistry()
 	llamaLoader := llama.NewLoader(ggufs, 0)
 	h := hosting.New(hosting.Config{
@@ -143,7 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Artifacts: cache,
 		Loaders: map[string]runtime.Loader{
 			hosting.KindXGBoost: xgboost.NewLoader(),
-			hosting.KindProcess: &process.Loader{BaseDir: instancesDir},
+			hosting.KindProcess: byo,
 			hosting.KindLlama:   llamaLoader,
 		},
 		Observer: m,

@@ -29,7 +29,7 @@ type child struct {
 
 	gone bool // guarded by Model.mu: the process has exited
 	// killedFor says why inferbox killed the process (over its memory
-	// size); guarded by Model.mu.
+	// size, failed health checks); guarded by Model.mu.
 	killedFor string
 }
 

@@ -48,6 +48,17 @@
 // SIGTERM to the process group, waits Loader.StopTimeout (default 30 s) and
 // then sends SIGKILL.
 //
+// Once ready, the server is health-checked as SageMaker checks a running
+// instance: GET /ping every Loader.HealthInterval (default 10 s), each
+// attempt limited to Loader.HealthTimeout (default 2 s). After
+// Loader.UnhealthyThreshold failures in a row (default 3; a 200 resets the
+// count) the server is taken out of service (Ready reports false, new
+// Invokes wait for its successor), sent SIGTERM and, HealthTimeout later,
+// SIGKILL; the requests in flight on it fail with a *runtime.ModelError
+// naming the failed checks, and it is restarted as after a crash. This is
+// what replaces a server that hangs (deadlocked, stopped with SIGSTOP)
+// rather than exits.
+//
 // The child's stdout and stderr are logged line by line (info and warn) and
 // the last lines are kept for failure messages. Payloads are never logged.
 //

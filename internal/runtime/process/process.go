@@ -43,6 +43,16 @@ type Loader struct {
 	// reset when a restarted process answers /ping.
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
+
+	// Health checks of a ready server (see health.go): GET /ping every
+	// HealthInterval (default 10 s; negative: no checks) with a
+	// HealthTimeout limit (default 2 s); after UnhealthyThreshold failures
+	// in a row (default 3) the server is killed and replaced.
+	HealthInterval     time.Duration
+	HealthTimeout      time.Duration
+	UnhealthyThreshold int
+	// Unhealthy, if set, counts servers replaced for failing health checks.
+	Unhealthy Counter
 }
 
 var _ runtime.Loader = (*Loader)(nil)
@@ -118,6 +128,15 @@ func (l *Loader) Start(ctx context.Context, spec runtime.Spec) (*Model, error) {
 	if m.cfg.MaxRestartBackoff < m.cfg.RestartBackoff {
 		m.cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, m.cfg.RestartBackoff)
 	}
+	if m.cfg.HealthInterval == 0 {
+		m.cfg.HealthInterval = DefaultHealthInterval
+	}
+	if m.cfg.HealthTimeout <= 0 {
+		m.cfg.HealthTimeout = DefaultHealthTimeout
+	}
+	if m.cfg.UnhealthyThreshold <= 0 {
+		m.cfg.UnhealthyThreshold = DefaultUnhealthyThreshold
+	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.DiscardHandler)
 	}
@@ -159,6 +178,7 @@ func (l *Loader) Start(ctx context.Context, spec runtime.Spec) (*Model, error) {
 
 	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+	m.startHealth(life, c)
 	go m.supervise(life, c)
 	return m, nil
 }
@@ -215,7 +235,7 @@ func (m *Model) waitReady(ctx context.Context, c *child) error {
 	backoff := 5 * time.Millisecond
 	last := "no answer yet"
 	for {
-		code, err := m.ping(ctx, c)
+		code, err := m.ping(ctx, c, pingTimeout)
 		switch {
 		case err == nil && code == http.StatusOK:
 			return nil
@@ -261,8 +281,9 @@ func (m *Model) tailText() string {
 	return "; last output:\n" + strings.Join(lines, "\n")
 }
 
-func (m *Model) ping(ctx context.Context, c *child) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+// ping sends GET /ping to c and returns the status, within timeout.
+func (m *Model) ping(ctx context.Context, c *child, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+"/ping", nil)
 	if err != nil {
@@ -321,6 +342,7 @@ func (m *Model) supervise(ctx context.Context, c *child) {
 			}
 			m.markReady(nc)
 			m.logger.Info("model server ready again", "pid", nc.pid)
+			m.startHealth(ctx, nc)
 			c = nc
 			break
 		}
@@ -336,10 +358,34 @@ func (m *Model) exiting(c *child) {
 	if m.cur != c {
 		return
 	}
+	m.unreadyLocked()
+}
+
+// unreadyLocked makes new Invokes wait for the next ready process.
+func (m *Model) unreadyLocked() {
 	select {
 	case <-m.ready:
 		m.ready = make(chan struct{})
 	default:
+	}
+}
+
+// Ready reports whether the server answers invocations now: false while it
+// is being restarted or replaced (Invokes then wait for it) and after Close.
+// A pool routes around instances that are not ready.
+func (m *Model) Ready() bool {
+	select {
+	case <-m.stop:
+		return false
+	default:
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.ready:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -183,6 +183,13 @@ class Handler(BaseHTTPRequestHandler):
             self.chunk(b"held\n")
             wait_for(a.get("gate", "/nonexistent/never"))
             self.end_chunked()
+        elif mode == "wait":
+            # Say the request arrived (<gate>.arrived), then answer only
+            # once gate exists: a request in flight with no answer yet.
+            gate = a.get("gate", "/nonexistent/never")
+            open(gate + ".arrived", "w").close()
+            wait_for(gate)
+            self.send_plain(200, b"waited")
         elif mode == "status":
             code = int(a.get("code", "500"))
             self.send_plain(code, b"fixture failure %d: " % code + b"x" * int(a.get("pad", "0")))
@@ -232,6 +239,8 @@ def main():
     flag = os.environ.get("TEST_FAIL_START_IF")
     if flag and os.path.exists(flag):
         sys.stderr.write("fixture: %s exists, failing start\n" % flag)
+        with open(flag + ".failed", "a") as f:
+            f.write("%d\n" % os.getpid())
         sys.exit(4)
     code = os.environ.get("TEST_EXIT_AT_START")
     if code:
