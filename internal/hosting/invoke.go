@@ -123,6 +123,14 @@ func (s *Service) route(ctx context.Context, in *InvokeInput) (*liveVariant, err
 		// SageMaker matches the endpoint name's case at invoke time.
 		return nil, s.errInvokeNotFound(in.EndpointName)
 	}
+	if le.restoring != nil {
+		// Restored at start-up: wait until its pools are routable.
+		select {
+		case <-le.restoring:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	le.mu.RLock()
 	defer le.mu.RUnlock()
 	if len(le.variants) == 0 {

@@ -112,6 +112,12 @@ type liveEndpoint struct {
 
 	mu       sync.RWMutex
 	variants []*liveVariant
+
+	// restoring, for an endpoint restored at start-up, is closed once its
+	// pools are routable (or the restore failed): until then the catalog
+	// already says InService, so requests wait for it rather than being
+	// told the endpoint does not exist. Nil for other endpoints.
+	restoring chan struct{}
 }
 
 // liveVariant is one production variant's pool and routing weight.
@@ -190,6 +196,7 @@ func (s *Service) Start(ctx context.Context) error {
 			// Nothing runs; DeleteEndpoint is the only operation allowed.
 		default:
 			le := s.register(ep.EndpointName)
+			le.restoring = make(chan struct{})
 			s.background(le, func(ctx context.Context) {
 				s.restore(ctx, le, ep)
 			})
@@ -200,6 +207,9 @@ func (s *Service) Start(ctx context.Context) error {
 
 // restore rebuilds an endpoint's pools from its stored desired state.
 func (s *Service) restore(ctx context.Context, le *liveEndpoint, ep *catalog.Endpoint) {
+	var once sync.Once
+	routable := func() { once.Do(func() { close(le.restoring) }) }
+	defer routable()
 	cfg, err := s.deps.Store.GetEndpointConfig(ctx, ep.EndpointConfigName)
 	if err != nil {
 		s.fail(ctx, ep.EndpointName, "restore: endpoint configuration "+ep.EndpointConfigName+": "+err.Error())
@@ -214,6 +224,7 @@ func (s *Service) restore(ctx context.Context, le *liveEndpoint, ep *catalog.End
 		le.mu.Lock()
 		le.variants = vs
 		le.mu.Unlock()
+		routable()
 	})
 	if err != nil {
 		s.closeVariants(ctx, variants)
