@@ -57,6 +57,9 @@ type Config struct {
 	// NotifyBackoff is the first webhook retry delay; doubles, at most a
 	// minute; default 1 s.
 	NotifyBackoff time.Duration
+	// CapacityPoll is how often an endpoint's worker re-reads its
+	// capacity and adds or retires slots; default 2 s.
+	CapacityPoll time.Duration
 	// Now is the clock (TTL decisions, event times); default time.Now.
 	Now func() time.Time
 }
@@ -112,6 +115,9 @@ func New(cfg Config, h Invoker, q queue.Queue, objects objstore.Store, pub Publi
 	}
 	if cfg.NotifyBackoff <= 0 {
 		cfg.NotifyBackoff = time.Second
+	}
+	if cfg.CapacityPoll <= 0 {
+		cfg.CapacityPoll = 2 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

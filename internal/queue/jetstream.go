@@ -326,3 +326,40 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 }
 
 func (d *delivery) InProgress(_ context.Context) error { return d.msg.InProgress() }
+
+// Term acknowledges the message as terminated: on a work-queue stream
+// JetStream treats it as an ack (the message is removed) and publishes a
+// terminated-delivery advisory with the reason.
+func (d *delivery) Term(_ context.Context, reason string) error {
+	return d.msg.TermWithReason(reason)
+}
+
+// TopicStats is what JetStream knows of a topic's consumer, for tests and
+// diagnostics: how often its messages were handed out and how many are
+// waiting or leased now.
+type TopicStats struct {
+	Delivered   uint64 // deliveries so far, redeliveries included (since the last Open)
+	Redelivered int    // messages leased now that were delivered before
+	Waiting     uint64 // messages not yet delivered
+	Leased      int    // messages delivered and not yet acked, nacked or termed
+}
+
+// Stats reads a topic's consumer info. A topic nobody called Next on yet
+// has no consumer: its stats are zero.
+func (q *JetStream) Stats(ctx context.Context, topic string) (TopicStats, error) {
+	if err := checkTopic(topic); err != nil {
+		return TopicStats{}, err
+	}
+	c, err := q.stream.Consumer(ctx, topic)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return TopicStats{}, nil
+	}
+	if err != nil {
+		return TopicStats{}, fmt.Errorf("queue: stats %s: %w", topic, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return TopicStats{}, fmt.Errorf("queue: stats %s: %w", topic, err)
+	}
+	return TopicStats{Delivered: info.Delivered.Consumer, Redelivered: info.NumRedelivered, Waiting: info.NumPending, Leased: info.NumAckPending}, nil
+}

@@ -1,0 +1,143 @@
+package async
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/hosting"
+	"github.com/inferbox/inferbox/internal/objstore"
+	"github.com/inferbox/inferbox/internal/queue"
+)
+
+// fakeHosting stands in for hosting (a dependency of the service under
+// test): one async endpoint "ep" whose capacity tests change, and whose
+// model always fails.
+type fakeHosting struct {
+	mu       sync.Mutex
+	capacity int
+	output   hosting.AsyncOutput
+}
+
+func (f *fakeHosting) setCapacity(n int) { f.mu.Lock(); f.capacity = n; f.mu.Unlock() }
+
+func (f *fakeHosting) AsyncEndpoint(_ context.Context, name string) (*hosting.AsyncEndpoint, error) {
+	if name != "ep" {
+		return nil, apierr.New(apierr.NotFound, "Endpoint %s not found.", name)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.output
+	return &hosting.AsyncEndpoint{Name: name, Output: &out, Capacity: f.capacity, Instances: 1}, nil
+}
+
+func (f *fakeHosting) InvokeAsync(context.Context, *hosting.InvokeInput) (*hosting.Invocation, error) {
+	return nil, apierr.New(apierr.Internal, "the model failed")
+}
+
+type rig struct {
+	svc     *Service
+	q       *queue.JetStream
+	objects *objstore.Embedded
+	h       *fakeHosting
+}
+
+// newRig starts a service over a real embedded queue and object store.
+func newRig(t *testing.T, h *fakeHosting, cfg Config) *rig {
+	t.Helper()
+	ctx := context.Background()
+	q, err := queue.Open(ctx, queue.Config{Dir: t.TempDir(), MaxDeliver: 3, PollWait: 50 * time.Millisecond, AckWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
+	emb, err := objstore.OpenEmbedded(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxDeliver = 3
+	cfg.RetryDelay = time.Millisecond
+	if cfg.CapacityPoll == 0 {
+		cfg.CapacityPoll = 10 * time.Millisecond
+	}
+	svc := New(cfg, h, q, objstore.NewResolver(emb), nil, nil)
+	svc.Start([]string{"ep"})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := svc.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return &rig{svc: svc, q: q, objects: emb, h: h}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A request whose failure object cannot be written (its bucket does not
+// exist) is delivered MaxDeliver+1 times, then terminated: the queue holds
+// nothing for it and hands it out no more.
+func TestUnwritableFailureIsBounded(t *testing.T) {
+	ctx := context.Background()
+	h := &fakeHosting{capacity: 2, output: hosting.AsyncOutput{S3OutputPath: "s3://gone/out"}}
+	r := newRig(t, h, Config{})
+	if _, err := r.svc.Submit(ctx, &SubmitInput{EndpointName: "ep", Body: []byte("1,2,3"), InferenceID: "doomed"}); err != nil {
+		t.Fatal(err)
+	}
+	topic := topicOf("ep")
+	var st queue.TopicStats
+	waitFor(t, 20*time.Second, "the request to leave the queue", func() bool {
+		dep, err := r.q.Depth(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err = r.q.Stats(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dep.Messages == 0 && st.Leased == 0 && st.Waiting == 0
+	})
+	if st.Delivered != 4 {
+		t.Errorf("delivered %d times, want MaxDeliver+1 = 4", st.Delivered)
+	}
+	if n := r.svc.Abandoned("ep"); n != 1 {
+		t.Errorf("abandoned count %d, want 1", n)
+	}
+	// The status says it failed, with a reason naming the failure object.
+	stat, err := r.svc.Status(ctx, "ep", "doomed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stat.Status != StatusFailed || !strings.Contains(stat.FailureReason, "could not be written") {
+		t.Errorf("status %+v", stat)
+	}
+}
+
+// Worker slots follow the endpoint's capacity out and back in.
+func TestSlotsFollowCapacity(t *testing.T) {
+	h := &fakeHosting{capacity: 2, output: hosting.AsyncOutput{S3OutputPath: "s3://out/ep"}}
+	r := newRig(t, h, Config{})
+	for _, n := range []int{2, 8, 3, 1, 0, 5} {
+		h.setCapacity(n)
+		waitFor(t, 10*time.Second, "slots to follow capacity", func() bool { return r.svc.Slots("ep") == n })
+	}
+	if r.svc.Slots("other") != 0 {
+		t.Error("an endpoint without a worker has slots")
+	}
+}
+
+var _ = errors.Is
