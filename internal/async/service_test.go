@@ -2,13 +2,14 @@ package async
 
 import (
 	"context"
-	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/hosting"
 	"github.com/inferbox/inferbox/internal/objstore"
 	"github.com/inferbox/inferbox/internal/queue"
@@ -64,7 +65,15 @@ func newRig(t *testing.T, h *fakeHosting, cfg Config) *rig {
 	if cfg.CapacityPoll == 0 {
 		cfg.CapacityPoll = 10 * time.Millisecond
 	}
-	svc := New(cfg, h, q, objstore.NewResolver(emb), nil, nil)
+	store, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.InitAsyncInferences(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := New(cfg, h, q, objstore.NewResolver(emb), nil, nil).WithIndex(store)
 	svc.Start([]string{"ep"})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -140,4 +149,41 @@ func TestSlotsFollowCapacity(t *testing.T) {
 	}
 }
 
-var _ = errors.Is
+// Status answers from the index: an id never accepted is NotFound, an
+// accepted one is Pending until its worker records its end.
+func TestStatusOfUnknownAndAcceptedIDs(t *testing.T) {
+	ctx := context.Background()
+	h := &fakeHosting{capacity: 0, output: hosting.AsyncOutput{S3OutputPath: "s3://out/ep"}}
+	r := newRig(t, h, Config{})
+	if err := r.objects.CreateBucket(ctx, "out"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.svc.Status(ctx, "ep", "never-submitted")
+	if e := apierr.As(err); err == nil || e.Kind != apierr.NotFound || !strings.Contains(e.Message, "never-submitted") {
+		t.Fatalf("unknown id: %v", err)
+	}
+	// With no capacity nothing runs: the accepted request stays Pending.
+	if _, err := r.svc.Submit(ctx, &SubmitInput{EndpointName: "ep", Body: []byte("1"), InferenceID: "known"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.svc.Status(ctx, "ep", "known")
+	if err != nil || st.Status != StatusPending || st.OutputLocation != "s3://out/ep/known.out" {
+		t.Fatalf("accepted id: %+v, %v", st, err)
+	}
+	// The same id on another endpoint is not known there.
+	if _, err := r.svc.Status(ctx, "nope", "known"); err == nil {
+		t.Fatal("unknown endpoint answered")
+	}
+	// Given capacity, the (always failing) model fails it for good.
+	h.setCapacity(1)
+	waitFor(t, 20*time.Second, "the request to fail", func() bool {
+		st, err = r.svc.Status(ctx, "ep", "known")
+		return err == nil && st.Status != StatusPending
+	})
+	if st.Status != StatusFailed || !strings.Contains(st.FailureReason, "the model failed") {
+		t.Fatalf("after the run: %+v", st)
+	}
+	if _, _, err := r.objects.GetObject(ctx, "out", "ep/known-error.out", nil); err != nil {
+		t.Fatalf("failure object: %v", err)
+	}
+}

@@ -136,6 +136,7 @@ func (w *worker) handle(ctx context.Context, d queue.Delivery) {
 		// The notification goes into the outbox before the ack: a crash
 		// between the two redelivers the request, which finds its output
 		// and notifies again (at least once), never zero times.
+		w.s.finished(fin.ctx, &r, StatusCompleted, "")
 		w.s.notify(fin.ctx, &r, true, "", inline)
 		if err := d.Ack(fin.ctx); err != nil {
 			w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
@@ -178,13 +179,16 @@ func finishCtx(ctx context.Context) finCtx {
 // exists, and resends its notification (at least once).
 func (w *worker) finishedBefore(ctx context.Context, r *Request) bool {
 	if _, err := w.s.objects.Head(ctx, r.OutputLocation); err == nil {
+		w.s.finished(ctx, r, StatusCompleted, "")
 		w.s.notify(ctx, r, true, "", nil)
 		return true
 	}
 	if rc, _, err := w.s.objects.Open(ctx, r.FailureLocation, nil); err == nil {
 		reason, _ := io.ReadAll(io.LimitReader(rc, MaxInlineResponse))
 		_ = rc.Close()
-		w.s.notify(ctx, r, false, strings.TrimSuffix(string(reason), "\n"), nil)
+		text := strings.TrimSuffix(string(reason), "\n")
+		w.s.finished(ctx, r, StatusFailed, text)
+		w.s.notify(ctx, r, false, text, nil)
 		return true
 	}
 	return false
@@ -295,6 +299,7 @@ func (w *worker) fail(ctx context.Context, d queue.Delivery, r *Request, reason 
 		return
 	}
 	w.s.log.Info("async request failed", "endpoint", r.Endpoint, "id", r.InferenceID, "reason", reason)
+	w.s.finished(ctx, r, StatusFailed, reason)
 	w.s.notify(ctx, r, false, reason, nil) // before the ack, as in handle
 	if err := d.Ack(ctx); err != nil {
 		w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
@@ -309,6 +314,7 @@ func (w *worker) abandon(ctx context.Context, d queue.Delivery, r *Request, reas
 	w.s.log.Error("async request abandoned: its failure object cannot be written",
 		"endpoint", r.Endpoint, "id", r.InferenceID, "location", r.FailureLocation, "deliveries", d.Attempt(), "reason", reason, "err", putErr)
 	full := fmt.Sprintf("%s (The failure object could not be written to %s: %v.)", reason, r.FailureLocation, putErr)
+	w.s.finished(ctx, r, StatusFailed, full)
 	w.s.notify(ctx, r, false, full, nil)
 	if err := d.Term(ctx, "failure object not writable"); err != nil {
 		w.s.log.Warn("term", "id", r.InferenceID, "err", err)
