@@ -73,8 +73,9 @@ func (s *Service) BacklogSize(endpoint string) int {
 }
 
 // Slots is how many worker slots pull the endpoint's queue now (0 when it
-// has no worker). It follows the endpoint's capacity up and down, one poll
-// of Config.CapacityPoll behind.
+// has no worker). It follows the endpoint's capacity up and down within
+// Config.CapacityPoll; a retired slot running a request stops when the
+// request ends.
 func (s *Service) Slots(endpoint string) int {
 	s.mu.Lock()
 	w := s.workers[endpoint]

@@ -71,9 +71,10 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// slot takes requests one at a time until retired (its own context ends)
-// or the worker stops (ctx ends). A request it has taken runs under ctx,
-// so retiring the slot does not cut it short.
+// slot takes requests one at a time until retired (slotCtx ends) or the
+// worker stops (ctx ends). Retiring cancels the slot's pull (the queue
+// hands back a message that pull still brings), not a request it is
+// running: that runs under ctx to its end.
 func (w *worker) slot(ctx, slotCtx context.Context) {
 	topic := topicOf(w.endpoint)
 	for slotCtx.Err() == nil {

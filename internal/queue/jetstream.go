@@ -54,6 +54,8 @@ type JetStream struct {
 
 	mu   sync.Mutex
 	cons map[string]jetstream.Consumer
+
+	drains sync.WaitGroup // pulls abandoned by a cancelled Next; Close waits
 }
 
 var _ Queue = (*JetStream)(nil)
@@ -165,6 +167,7 @@ func (q *JetStream) Close() {
 		}
 		q.nc.Close()
 	}
+	q.drains.Wait() // the closed connection ends every pull
 	if q.ns != nil {
 		q.ns.Shutdown()
 		q.ns.WaitForShutdown()
@@ -260,8 +263,10 @@ func (q *JetStream) Next(ctx context.Context, topic string) (Delivery, error) {
 				}
 				got = m
 			case <-ctx.Done():
-				// An undelivered pull lapses at the server; a message
-				// delivered meanwhile is redelivered after its lease.
+				// The pull lapses at the server within its wait; a
+				// message it delivers meanwhile is handed back at once
+				// rather than left leased to nobody.
+				q.drain(msgs)
 				return nil, ctx.Err()
 			}
 		}
@@ -269,6 +274,19 @@ func (q *JetStream) Next(ctx context.Context, topic string) (Delivery, error) {
 			return q.delivery(got)
 		}
 	}
+}
+
+// drain reads what is left of a pull whose Next was cancelled and hands
+// each message back (Nak without delay), until the pull ends: its wait
+// runs out or the connection closes.
+func (q *JetStream) drain(msgs <-chan jetstream.Msg) {
+	q.drains.Add(1)
+	go func() {
+		defer q.drains.Done()
+		for m := range msgs {
+			_ = m.Nak()
+		}
+	}()
 }
 
 func (q *JetStream) delivery(m jetstream.Msg) (Delivery, error) {

@@ -35,3 +35,47 @@ func TestTermRemovesMessage(t *testing.T) {
 		t.Fatalf("depth after term = %+v, %v", dep, err)
 	}
 }
+
+// A message that reaches the pull of a Next cancelled meanwhile is handed
+// back at once, not left leased to nobody until its lease lapses.
+func TestCancelledNextHandsBackMessage(t *testing.T) {
+	ctx := context.Background()
+	q := open(t, t.TempDir(), Config{AckWait: time.Hour, PollWait: 3 * time.Second})
+	// A first Next starts a pull at the server, then is cancelled.
+	cctx, cancel := context.WithCancel(ctx)
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(started)
+		_, err := q.Next(cctx, "t")
+		done <- err
+	}()
+	<-started
+	// Wait until its pull is waiting at the server.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := q.stream.Consumer(ctx, "t")
+		if err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first pull never reached the server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("cancelled Next returned a delivery")
+	}
+	// The abandoned pull is first in line for this message.
+	if err := q.Enqueue(ctx, "t", "x", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	d := next(t, q, "t", 10*time.Second)
+	if d.ID() != "x" {
+		t.Fatalf("got %s", d.ID())
+	}
+	_ = d.Ack(ctx)
+}
