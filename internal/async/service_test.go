@@ -22,7 +22,16 @@ type fakeHosting struct {
 	mu       sync.Mutex
 	capacity int
 	output   hosting.AsyncOutput
+	// hold, if set, makes each invocation wait for it to close (or for
+	// its context to end); started and ended report each invocation's
+	// start and how it ended ("released" or the context's error).
+	hold    chan struct{}
+	started chan struct{}
+	ended   chan string
+	polls   int // AsyncEndpoint calls
 }
+
+func (f *fakeHosting) pollCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.polls }
 
 func (f *fakeHosting) setCapacity(n int) { f.mu.Lock(); f.capacity = n; f.mu.Unlock() }
 
@@ -32,11 +41,21 @@ func (f *fakeHosting) AsyncEndpoint(_ context.Context, name string) (*hosting.As
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.polls++
 	out := f.output
 	return &hosting.AsyncEndpoint{Name: name, Output: &out, Capacity: f.capacity, Instances: 1}, nil
 }
 
-func (f *fakeHosting) InvokeAsync(context.Context, *hosting.InvokeInput) (*hosting.Invocation, error) {
+func (f *fakeHosting) InvokeAsync(ctx context.Context, _ *hosting.InvokeInput) (*hosting.Invocation, error) {
+	if f.hold != nil {
+		f.started <- struct{}{}
+		select {
+		case <-f.hold:
+			f.ended <- "released"
+		case <-ctx.Done():
+			f.ended <- ctx.Err().Error()
+		}
+	}
 	return nil, apierr.New(apierr.Internal, "the model failed")
 }
 
@@ -186,4 +205,41 @@ func TestStatusOfUnknownAndAcceptedIDs(t *testing.T) {
 	if _, _, err := r.objects.GetObject(ctx, "out", "ep/known-error.out", nil); err != nil {
 		t.Fatalf("failure object: %v", err)
 	}
+}
+
+// A slot retired while it runs a request lets the request run to its end:
+// the invocation's context is not cancelled by the scale-in.
+func TestRetiredSlotFinishesItsRequest(t *testing.T) {
+	ctx := context.Background()
+	h := &fakeHosting{capacity: 1, output: hosting.AsyncOutput{S3OutputPath: "s3://out/ep"},
+		hold: make(chan struct{}), started: make(chan struct{}, 4), ended: make(chan string, 4)}
+	r := newRig(t, h, Config{})
+	if err := r.objects.CreateBucket(ctx, "out"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Submit(ctx, &SubmitInput{EndpointName: "ep", Body: []byte("1"), InferenceID: "long"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request never started")
+	}
+	h.setCapacity(0)
+	// Two more capacity polls: the worker has seen 0 and retired the slot.
+	seen := h.pollCount()
+	waitFor(t, 10*time.Second, "the worker to read the new capacity", func() bool { return h.pollCount() >= seen+2 })
+	select {
+	case how := <-h.ended:
+		t.Fatalf("the running request ended (%s) when its slot was retired", how)
+	default:
+	}
+	if n := r.svc.Slots("ep"); n != 1 {
+		t.Fatalf("slots while the retired slot's request runs: %d, want 1", n)
+	}
+	close(h.hold)
+	if how := <-h.ended; how != "released" {
+		t.Fatalf("the request ended by %s", how)
+	}
+	waitFor(t, 10*time.Second, "the retired slot to stop", func() bool { return r.svc.Slots("ep") == 0 })
 }
