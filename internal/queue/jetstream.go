@@ -55,7 +55,9 @@ type JetStream struct {
 	mu   sync.Mutex
 	cons map[string]jetstream.Consumer
 
-	drains sync.WaitGroup // pulls abandoned by a cancelled Next; Close waits
+	drains    sync.WaitGroup // pulls abandoned by a cancelled Next; Close waits
+	closing   chan struct{}  // closed by Close: drains stop
+	closeOnce sync.Once
 }
 
 var _ Queue = (*JetStream)(nil)
@@ -80,7 +82,7 @@ func Open(ctx context.Context, cfg Config) (*JetStream, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	q := &JetStream{cfg: cfg, log: cfg.Logger.With("component", "queue"), prefix: strings.ToLower(cfg.Stream), cons: map[string]jetstream.Consumer{}}
+	q := &JetStream{cfg: cfg, log: cfg.Logger.With("component", "queue"), prefix: strings.ToLower(cfg.Stream), cons: map[string]jetstream.Consumer{}, closing: make(chan struct{})}
 	var err error
 	if cfg.URL == "" {
 		if cfg.Dir == "" {
@@ -159,6 +161,7 @@ func (q *JetStream) Conn() *nats.Conn { return q.nc }
 // Close closes the connection and stops the embedded server. Stored
 // messages stay on disk for the next Open. It is idempotent.
 func (q *JetStream) Close() {
+	q.closeOnce.Do(func() { close(q.closing) })
 	if q.nc != nil {
 		// Acks and nacks are published without waiting for a reply: flush
 		// them so a nack at shutdown makes the message available at once.
@@ -167,7 +170,7 @@ func (q *JetStream) Close() {
 		}
 		q.nc.Close()
 	}
-	q.drains.Wait() // the closed connection ends every pull
+	q.drains.Wait()
 	if q.ns != nil {
 		q.ns.Shutdown()
 		q.ns.WaitForShutdown()
@@ -277,14 +280,23 @@ func (q *JetStream) Next(ctx context.Context, topic string) (Delivery, error) {
 }
 
 // drain reads what is left of a pull whose Next was cancelled and hands
-// each message back (Nak without delay), until the pull ends: its wait
-// runs out or the connection closes.
+// each message back (Nak without delay), until the pull ends (its wait
+// runs out) or Close begins; a message such a pull brings after that is
+// released at the next Open (embedded server) or when its lease lapses.
 func (q *JetStream) drain(msgs <-chan jetstream.Msg) {
 	q.drains.Add(1)
 	go func() {
 		defer q.drains.Done()
-		for m := range msgs {
-			_ = m.Nak()
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				_ = m.Nak()
+			case <-q.closing:
+				return
+			}
 		}
 	}()
 }
