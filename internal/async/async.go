@@ -5,9 +5,15 @@
 // into the output object, and send success or error notifications
 // through a durable outbox.
 //
+// Every accepted inference id is recorded in a durable index (an Index,
+// the catalog's async_inferences table in production) with its status,
+// so the status API answers from it and says NotFound for an id that was
+// never accepted.
+//
 // async is reached through the protocol adapters and the composition
 // root; it must not import either. It uses hosting (to reach an async
-// endpoint's pools), queue, objstore and runtime.
+// endpoint's pools), queue, objstore, runtime and catalog (the index
+// record only).
 package async
 
 import (
@@ -24,6 +30,7 @@ import (
 	"time"
 
 	"github.com/inferbox/inferbox/internal/apierr"
+	"github.com/inferbox/inferbox/internal/catalog"
 	"github.com/inferbox/inferbox/internal/hosting"
 	"github.com/inferbox/inferbox/internal/objstore"
 	"github.com/inferbox/inferbox/internal/queue"
@@ -57,6 +64,12 @@ type Config struct {
 	// NotifyBackoff is the first webhook retry delay; doubles, at most a
 	// minute; default 1 s.
 	NotifyBackoff time.Duration
+	// CapacityPoll is how often an endpoint's worker re-reads its
+	// capacity and adds or retires slots; default 2 s.
+	CapacityPoll time.Duration
+	// IndexRetention is how long the index keeps a finished inference's
+	// record (its status); default 7 days. Pending records are kept.
+	IndexRetention time.Duration
 	// Now is the clock (TTL decisions, event times); default time.Now.
 	Now func() time.Time
 }
@@ -66,6 +79,29 @@ type Invoker interface {
 	AsyncEndpoint(ctx context.Context, name string) (*hosting.AsyncEndpoint, error)
 	InvokeAsync(ctx context.Context, in *hosting.InvokeInput) (*hosting.Invocation, error)
 }
+
+// Index is the durable record of accepted inference ids and their status
+// (*catalog.Store implements it, once InitAsyncInferences ran).
+//
+// Why the catalog and not a JetStream KV bucket next to the queue: the
+// index answers for requests long after the queue dropped them, the
+// catalog is already the durable metadata of the same data directory
+// (endpoints, whose names key the records, live there), and a finished
+// request's record is written in one SQLite statement whose failure is
+// visible at once; a KV bucket would add a second store to keep,
+// prune and back up for the same rows.
+type Index interface {
+	PutAsyncInference(ctx context.Context, a *catalog.AsyncInference) error
+	GetAsyncInference(ctx context.Context, endpoint, id string) (*catalog.AsyncInference, error)
+	DeleteAsyncInference(ctx context.Context, endpoint, id string) error
+}
+
+// Pruner is an Index that also drops old finished records.
+type Pruner interface {
+	PruneAsyncInferences(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+var _ Index = (*catalog.Store)(nil)
 
 // Publisher sends a message on a NATS subject (nats: notification topics).
 type Publisher interface {
@@ -79,6 +115,7 @@ type Service struct {
 	q       queue.Queue
 	objects objstore.Store
 	pub     Publisher
+	index   Index // nil: status falls back to object storage alone
 	log     *slog.Logger
 	metrics *counters
 
@@ -113,6 +150,12 @@ func New(cfg Config, h Invoker, q queue.Queue, objects objstore.Store, pub Publi
 	if cfg.NotifyBackoff <= 0 {
 		cfg.NotifyBackoff = time.Second
 	}
+	if cfg.CapacityPoll <= 0 {
+		cfg.CapacityPoll = 2 * time.Second
+	}
+	if cfg.IndexRetention <= 0 {
+		cfg.IndexRetention = 7 * 24 * time.Hour
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -122,6 +165,14 @@ func New(cfg Config, h Invoker, q queue.Queue, objects objstore.Store, pub Publi
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{cfg: cfg, hosting: h, q: q, objects: objects, pub: pub, log: log.With("component", "async"),
 		metrics: newCounters(), started: time.Now(), ctx: ctx, cancel: cancel, workers: map[string]*worker{}}
+}
+
+// WithIndex makes the service record every accepted inference in idx and
+// answer Status from it; call it before Start. If idx is also a Pruner,
+// Start prunes finished records older than Config.IndexRetention hourly.
+func (s *Service) WithIndex(idx Index) *Service {
+	s.index = idx
+	return s
 }
 
 // Start starts the notification sender and a worker for each named
@@ -134,6 +185,13 @@ func (s *Service) Start(endpoints []string) {
 		defer s.wg.Done()
 		s.runNotifier(s.ctx)
 	}()
+	if p, ok := s.index.(Pruner); ok {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runPruner(s.ctx, p)
+		}()
+	}
 	for _, name := range endpoints {
 		if _, err := s.hosting.AsyncEndpoint(s.ctx, name); err == nil {
 			s.ensureWorker(name)
@@ -275,9 +333,19 @@ func (s *Service) Submit(ctx context.Context, in *SubmitInput) (*Accepted, error
 		return nil, err
 	}
 	s.ensureWorker(ep.Name)
+	// The index has the id before the queue does, so a worker's final
+	// status can never be overwritten by this Pending one.
+	if err := s.record(ctx, r, StatusPending, ""); err != nil {
+		return nil, &apierr.Error{Kind: apierr.Unavailable, Message: "The request could not be recorded; try again.", Err: err}
+	}
 	// The message id de-duplicates a client's retry of the same
 	// InferenceId within the queue's window.
 	if err := s.q.Enqueue(ctx, topicOf(ep.Name), id, body); err != nil {
+		if s.index != nil {
+			if derr := s.index.DeleteAsyncInference(context.WithoutCancel(ctx), r.Endpoint, id); derr != nil {
+				s.log.Warn("index: forget an unqueued request", "id", id, "err", derr)
+			}
+		}
 		return nil, &apierr.Error{Kind: apierr.Unavailable, Message: "The request could not be queued; try again.", Err: err}
 	}
 	s.metrics.accepted(ep.Name)

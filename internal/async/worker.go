@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inferbox/inferbox/internal/apierr"
@@ -21,12 +22,18 @@ import (
 // worker pulls one async endpoint's requests. It runs as many slots as
 // the endpoint's variants can run invocations at once at their maximum
 // size (MaxConcurrentInvocationsPerInstance × instances), re-reading that
-// every few seconds as the autoscaler changes it; each slot takes one
-// request at a time, so the queue is drained only as fast as instances
-// have room, and the elastic pool grows from zero as slots hand it work.
+// every Config.CapacityPoll as the autoscaler changes it, in both
+// directions; each slot takes one request at a time, so the queue is
+// drained only as fast as instances have room, and the elastic pool grows
+// from zero as slots hand it work.
+//
+// A slot that capacity no longer covers is retired: it stops waiting for
+// the next request at once, and a request it is running finishes first
+// (it is not abandoned to the queue).
 type worker struct {
 	s        *Service
 	endpoint string
+	running  atomic.Int64 // slot goroutines alive, for Slots and metrics
 }
 
 const maxSlots = 1024
@@ -34,17 +41,26 @@ const maxSlots = 1024
 func (w *worker) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	slots := 0
-	tick := time.NewTicker(2 * time.Second)
+	var retire []context.CancelFunc // one per wanted slot, newest last
+	tick := time.NewTicker(w.s.cfg.CapacityPoll)
 	defer tick.Stop()
 	for {
 		if ep, err := w.s.hosting.AsyncEndpoint(ctx, w.endpoint); err == nil {
-			for ; slots < min(ep.Capacity, maxSlots); slots++ {
+			want := max(min(ep.Capacity, maxSlots), 0)
+			for len(retire) < want {
+				sctx, cancel := context.WithCancel(ctx)
+				retire = append(retire, cancel)
+				w.running.Add(1)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					w.slot(ctx)
+					defer w.running.Add(-1)
+					w.slot(ctx, sctx)
 				}()
+			}
+			for len(retire) > want {
+				retire[len(retire)-1]()
+				retire = retire[:len(retire)-1]
 			}
 		}
 		select {
@@ -55,17 +71,21 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-func (w *worker) slot(ctx context.Context) {
+// slot takes requests one at a time until retired (slotCtx ends) or the
+// worker stops (ctx ends). Retiring cancels the slot's pull (the queue
+// hands back a message that pull still brings), not a request it is
+// running: that runs under ctx to its end.
+func (w *worker) slot(ctx, slotCtx context.Context) {
 	topic := topicOf(w.endpoint)
-	for ctx.Err() == nil {
-		d, err := w.s.q.Next(ctx, topic)
+	for slotCtx.Err() == nil {
+		d, err := w.s.q.Next(slotCtx, topic)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+			if slotCtx.Err() != nil || errors.Is(err, queue.ErrClosed) {
 				return
 			}
 			w.s.log.Warn("queue", "endpoint", w.endpoint, "err", err)
 			select {
-			case <-ctx.Done():
+			case <-slotCtx.Done():
 			case <-time.After(time.Second):
 			}
 			continue
@@ -117,6 +137,7 @@ func (w *worker) handle(ctx context.Context, d queue.Delivery) {
 		// The notification goes into the outbox before the ack: a crash
 		// between the two redelivers the request, which finds its output
 		// and notifies again (at least once), never zero times.
+		w.s.finished(fin.ctx, &r, StatusCompleted, "")
 		w.s.notify(fin.ctx, &r, true, "", inline)
 		if err := d.Ack(fin.ctx); err != nil {
 			w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
@@ -159,13 +180,16 @@ func finishCtx(ctx context.Context) finCtx {
 // exists, and resends its notification (at least once).
 func (w *worker) finishedBefore(ctx context.Context, r *Request) bool {
 	if _, err := w.s.objects.Head(ctx, r.OutputLocation); err == nil {
+		w.s.finished(ctx, r, StatusCompleted, "")
 		w.s.notify(ctx, r, true, "", nil)
 		return true
 	}
 	if rc, _, err := w.s.objects.Open(ctx, r.FailureLocation, nil); err == nil {
 		reason, _ := io.ReadAll(io.LimitReader(rc, MaxInlineResponse))
 		_ = rc.Close()
-		w.s.notify(ctx, r, false, strings.TrimSuffix(string(reason), "\n"), nil)
+		text := strings.TrimSuffix(string(reason), "\n")
+		w.s.finished(ctx, r, StatusFailed, text)
+		w.s.notify(ctx, r, false, text, nil)
 		return true
 	}
 	return false
@@ -259,18 +283,42 @@ func (w *worker) timeoutReason(r *Request) string {
 
 // fail writes the failure object (the reason, as text), acks the request
 // and sends the error notification. If the object cannot be written the
-// request goes back to the queue, so its end is never lost.
+// request goes back to the queue, so its end is not lost to a passing
+// storage error; but only until the request has used up its deliveries
+// (the exhausted delivery after Config.MaxDeliver): then it is terminated
+// in the queue, logged and counted as abandoned, and the error
+// notification still goes out, so nothing is redelivered for ever.
 func (w *worker) fail(ctx context.Context, d queue.Delivery, r *Request, reason string) {
 	_, err := w.s.objects.Put(ctx, r.FailureLocation, strings.NewReader(reason+"\n"), objstore.PutOptions{ContentType: "text/plain", Size: int64(len(reason) + 1), Metadata: map[string]string{"inference-id": r.InferenceID}})
 	if err != nil {
-		w.s.log.Error("write failure object", "id", r.InferenceID, "location", r.FailureLocation, "err", err)
+		if d.Exhausted() || d.Attempt() > w.s.cfg.MaxDeliver {
+			w.abandon(ctx, d, r, reason, err)
+			return
+		}
+		w.s.log.Error("write failure object; retrying", "endpoint", r.Endpoint, "id", r.InferenceID, "location", r.FailureLocation, "attempt", d.Attempt(), "err", err)
 		_ = d.Nack(ctx, w.s.cfg.RetryDelay)
 		return
 	}
 	w.s.log.Info("async request failed", "endpoint", r.Endpoint, "id", r.InferenceID, "reason", reason)
+	w.s.finished(ctx, r, StatusFailed, reason)
 	w.s.notify(ctx, r, false, reason, nil) // before the ack, as in handle
 	if err := d.Ack(ctx); err != nil {
 		w.s.log.Warn("ack", "id", r.InferenceID, "err", err)
+	}
+}
+
+// abandon ends a request whose failure object cannot be written after its
+// last delivery: the error notification (which says so) goes into the
+// outbox, then the message is terminated so the queue drops it.
+func (w *worker) abandon(ctx context.Context, d queue.Delivery, r *Request, reason string, putErr error) {
+	w.s.metrics.abandoned(r.Endpoint)
+	w.s.log.Error("async request abandoned: its failure object cannot be written",
+		"endpoint", r.Endpoint, "id", r.InferenceID, "location", r.FailureLocation, "deliveries", d.Attempt(), "reason", reason, "err", putErr)
+	full := fmt.Sprintf("%s (The failure object could not be written to %s: %v.)", reason, r.FailureLocation, putErr)
+	w.s.finished(ctx, r, StatusFailed, full)
+	w.s.notify(ctx, r, false, full, nil)
+	if err := d.Term(ctx, "failure object not writable"); err != nil {
+		w.s.log.Warn("term", "id", r.InferenceID, "err", err)
 	}
 }
 

@@ -112,4 +112,13 @@
 // does not start a cooldown. SuspendedState's DynamicScalingOutSuspended and
 // DynamicScalingInSuspended stop the policies from scaling out or in; the
 // bounds still apply.
+//
+// # Restarts
+//
+// The Loop writes every activity, and a target's cooldown state after each
+// change, to a [Journal] (the catalog; NewRegistry sets it), and
+// Registry.Restore hands them back to a new Loop, so DescribeScalingActivities
+// lists activities from before a restart and cooldowns, being wall-clock
+// times, still hold. The metric history is not kept: after a restart the
+// policies need their datapoints again.
 package autoscale

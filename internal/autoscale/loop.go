@@ -56,20 +56,9 @@ type Scaler interface {
 	SetDesiredCount(ctx context.Context, resourceID string, n int, reason string) error
 }
 
-// Activity is an Application Auto Scaling ScalingActivity, in its wire shape.
-type Activity struct {
-	ActivityId        string       `json:"ActivityId"`
-	ServiceNamespace  string       `json:"ServiceNamespace"`
-	ResourceId        string       `json:"ResourceId"`
-	ScalableDimension string       `json:"ScalableDimension"`
-	Description       string       `json:"Description"`
-	Cause             string       `json:"Cause"`
-	StartTime         catalog.Time `json:"StartTime"`
-	EndTime           catalog.Time `json:"EndTime"`
-	StatusCode        string       `json:"StatusCode"` // Successful | Failed
-	StatusMessage     string       `json:"StatusMessage,omitempty"`
-	Details           string       `json:"Details,omitempty"`
-}
+// Activity is an Application Auto Scaling ScalingActivity, in its wire
+// shape; the catalog keeps it.
+type Activity = catalog.ScalingActivity
 
 // Activity status codes used here (AWS's enum also has Pending, InProgress,
 // Overridden and Unfulfilled).
@@ -84,8 +73,20 @@ var (
 	ErrNoPolicy = errors.New("no scaling policy")
 )
 
-// maxActivities is how many activities the loop keeps per target.
+// maxActivities is how many activities the loop (and the journal) keeps
+// per target.
 const maxActivities = 100
+
+// Journal is where the loop writes what it must not forget across a
+// restart: each activity, and a target's cooldown state after each
+// change. *catalog.Store implements it (after InitScalingState); Restore
+// reads it back.
+type Journal interface {
+	AddScalingActivity(ctx context.Context, a *catalog.ScalingActivity, keep int) error
+	PutScalingCooldown(ctx context.Context, c *catalog.ScalingCooldown) error
+}
+
+var _ Journal = (*catalog.Store)(nil)
 
 // Loop samples every registered target each tick, decides, applies changes
 // through the Scaler and records activities. Its methods are safe for
@@ -96,9 +97,37 @@ type Loop struct {
 	clock  Clock
 	timing Timing
 	log    *slog.Logger
+	// journal is set before Run (SetJournal) and read-only after; nil
+	// keeps everything in memory.
+	journal Journal
 
 	mu      sync.Mutex
 	targets map[string]*targetState // by ResourceId
+}
+
+// SetJournal makes the loop record activities and cooldowns in j. Call it
+// before Run.
+func (l *Loop) SetJournal(j Journal) { l.journal = j }
+
+// Restore gives a registered target back what a previous process
+// recorded: its activities (oldest first) and its cooldown state (nil if
+// it never scaled), so cooldowns still hold after a restart.
+func (l *Loop) Restore(resourceID string, activities []Activity, cd *catalog.ScalingCooldown) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ts, ok := l.targets[resourceID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoTarget, resourceID)
+	}
+	ts.activities = slices.Clone(activities)
+	if over := len(ts.activities) - maxActivities; over > 0 {
+		ts.activities = slices.Delete(ts.activities, 0, over)
+	}
+	if cd != nil {
+		ts.last.LastScaleOut, ts.last.ScaleOutTo, ts.last.ScaleOutCooldownEnds = cd.LastScaleOut, cd.ScaleOutTo, cd.ScaleOutCooldownEnds
+		ts.last.LastScaleIn, ts.last.ScaleInCooldownEnds = cd.LastScaleIn, cd.ScaleInCooldownEnds
+	}
+	return nil
 }
 
 // targetState is everything the loop holds for one target.
@@ -294,8 +323,8 @@ func (l *Loop) tickTarget(ctx context.Context, id string, now time.Time) {
 	act := newActivity(target, d, now, l.clock.Now(), err)
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.targets[id] != ts {
+		l.mu.Unlock()
 		return // deregistered meanwhile
 	}
 	if err != nil {
@@ -308,6 +337,32 @@ func (l *Loop) tickTarget(ctx context.Context, id string, now time.Time) {
 	ts.activities = append(ts.activities, act)
 	if over := len(ts.activities) - maxActivities; over > 0 {
 		ts.activities = slices.Delete(ts.activities, 0, over)
+	}
+	l.mu.Unlock()
+	l.record(ctx, target, act, d, err == nil)
+}
+
+// record writes an activity, and after a successful change the cooldown
+// state, to the journal. A failed write is logged: the loop goes on with
+// what it holds in memory.
+func (l *Loop) record(ctx context.Context, t catalog.ScalableTarget, act Activity, d Decision, changed bool) {
+	if l.journal == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // the change was made: record it even at shutdown
+	if err := l.journal.AddScalingActivity(ctx, &act, maxActivities); err != nil {
+		l.log.Warn("record scaling activity", "resource", t.ResourceId, "err", err)
+	}
+	if !changed {
+		return
+	}
+	cd := &catalog.ScalingCooldown{
+		ServiceNamespace: t.ServiceNamespace, ResourceId: t.ResourceId, ScalableDimension: t.ScalableDimension,
+		LastScaleOut: d.LastScaleOut, ScaleOutTo: d.ScaleOutTo, ScaleOutCooldownEnds: d.ScaleOutCooldownEnds,
+		LastScaleIn: d.LastScaleIn, ScaleInCooldownEnds: d.ScaleInCooldownEnds,
+	}
+	if err := l.journal.PutScalingCooldown(ctx, cd); err != nil {
+		l.log.Warn("record scaling cooldown", "resource", t.ResourceId, "err", err)
 	}
 }
 

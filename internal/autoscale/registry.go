@@ -25,13 +25,21 @@ type Registry struct {
 }
 
 // NewRegistry returns a registry; check reports whether a resource id
-// names an existing endpoint variant.
+// names an existing endpoint variant. The loop records its activities and
+// cooldowns in the same store (its journal), so call it before the loop
+// runs.
 func NewRegistry(store *catalog.Store, loop *Loop, check func(ctx context.Context, resourceID string) error, region, account string) *Registry {
+	loop.SetJournal(store)
 	return &Registry{store: store, loop: loop, check: check, region: region, acct: account}
 }
 
-// Restore loads every stored target and policy into the loop.
+// Restore creates the scaling-state tables if needed and loads every
+// stored target and policy into the loop, with each target's past
+// activities and cooldown state. Call it before the loop runs.
 func (r *Registry) Restore(ctx context.Context) error {
+	if err := r.store.InitScalingState(ctx); err != nil {
+		return err
+	}
 	ts, err := r.store.ListScalableTargets(ctx, ServiceNamespace)
 	if err != nil {
 		return err
@@ -39,6 +47,9 @@ func (r *Registry) Restore(ctx context.Context) error {
 	for _, t := range ts {
 		if err := r.loop.SetTarget(*t); err != nil {
 			return fmt.Errorf("restore scalable target %s: %w", t.ResourceId, err)
+		}
+		if err := r.restoreState(ctx, t); err != nil {
+			return err
 		}
 	}
 	ps, err := r.store.ListScalingPolicies(ctx, ServiceNamespace)
@@ -49,6 +60,29 @@ func (r *Registry) Restore(ctx context.Context) error {
 		if err := r.loop.SetPolicy(*p); err != nil {
 			return fmt.Errorf("restore scaling policy %s: %w", p.PolicyName, err)
 		}
+	}
+	return nil
+}
+
+// restoreState hands the loop a target's recorded activities and cooldowns.
+func (r *Registry) restoreState(ctx context.Context, t *catalog.ScalableTarget) error {
+	acts, err := r.store.ListScalingActivities(ctx, t.ServiceNamespace, t.ResourceId, t.ScalableDimension)
+	if err != nil {
+		return err
+	}
+	cd, err := r.store.GetScalingCooldown(ctx, t.ServiceNamespace, t.ResourceId, t.ScalableDimension)
+	if errors.Is(err, catalog.ErrNotFound) {
+		cd, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	list := make([]Activity, len(acts))
+	for i, a := range acts {
+		list[i] = *a
+	}
+	if err := r.loop.Restore(t.ResourceId, list, cd); err != nil {
+		return fmt.Errorf("restore scaling state of %s: %w", t.ResourceId, err)
 	}
 	return nil
 }

@@ -54,6 +54,10 @@ type JetStream struct {
 
 	mu   sync.Mutex
 	cons map[string]jetstream.Consumer
+
+	drains    sync.WaitGroup // pulls abandoned by a cancelled Next; Close waits
+	closing   chan struct{}  // closed by Close: drains stop
+	closeOnce sync.Once
 }
 
 var _ Queue = (*JetStream)(nil)
@@ -78,7 +82,7 @@ func Open(ctx context.Context, cfg Config) (*JetStream, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	q := &JetStream{cfg: cfg, log: cfg.Logger.With("component", "queue"), prefix: strings.ToLower(cfg.Stream), cons: map[string]jetstream.Consumer{}}
+	q := &JetStream{cfg: cfg, log: cfg.Logger.With("component", "queue"), prefix: strings.ToLower(cfg.Stream), cons: map[string]jetstream.Consumer{}, closing: make(chan struct{})}
 	var err error
 	if cfg.URL == "" {
 		if cfg.Dir == "" {
@@ -157,6 +161,7 @@ func (q *JetStream) Conn() *nats.Conn { return q.nc }
 // Close closes the connection and stops the embedded server. Stored
 // messages stay on disk for the next Open. It is idempotent.
 func (q *JetStream) Close() {
+	q.closeOnce.Do(func() { close(q.closing) })
 	if q.nc != nil {
 		// Acks and nacks are published without waiting for a reply: flush
 		// them so a nack at shutdown makes the message available at once.
@@ -165,6 +170,7 @@ func (q *JetStream) Close() {
 		}
 		q.nc.Close()
 	}
+	q.drains.Wait()
 	if q.ns != nil {
 		q.ns.Shutdown()
 		q.ns.WaitForShutdown()
@@ -260,8 +266,10 @@ func (q *JetStream) Next(ctx context.Context, topic string) (Delivery, error) {
 				}
 				got = m
 			case <-ctx.Done():
-				// An undelivered pull lapses at the server; a message
-				// delivered meanwhile is redelivered after its lease.
+				// The pull lapses at the server within its wait; a
+				// message it delivers meanwhile is handed back at once
+				// rather than left leased to nobody.
+				q.drain(msgs)
 				return nil, ctx.Err()
 			}
 		}
@@ -269,6 +277,28 @@ func (q *JetStream) Next(ctx context.Context, topic string) (Delivery, error) {
 			return q.delivery(got)
 		}
 	}
+}
+
+// drain reads what is left of a pull whose Next was cancelled and hands
+// each message back (Nak without delay), until the pull ends (its wait
+// runs out) or Close begins; a message such a pull brings after that is
+// released at the next Open (embedded server) or when its lease lapses.
+func (q *JetStream) drain(msgs <-chan jetstream.Msg) {
+	q.drains.Add(1)
+	go func() {
+		defer q.drains.Done()
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				_ = m.Nak()
+			case <-q.closing:
+				return
+			}
+		}
+	}()
 }
 
 func (q *JetStream) delivery(m jetstream.Msg) (Delivery, error) {
@@ -326,3 +356,40 @@ func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 }
 
 func (d *delivery) InProgress(_ context.Context) error { return d.msg.InProgress() }
+
+// Term acknowledges the message as terminated: on a work-queue stream
+// JetStream treats it as an ack (the message is removed) and publishes a
+// terminated-delivery advisory with the reason.
+func (d *delivery) Term(_ context.Context, reason string) error {
+	return d.msg.TermWithReason(reason)
+}
+
+// TopicStats is what JetStream knows of a topic's consumer, for tests and
+// diagnostics: how often its messages were handed out and how many are
+// waiting or leased now.
+type TopicStats struct {
+	Delivered   uint64 // deliveries so far, redeliveries included (since the last Open)
+	Redelivered int    // messages leased now that were delivered before
+	Waiting     uint64 // messages not yet delivered
+	Leased      int    // messages delivered and not yet acked, nacked or termed
+}
+
+// Stats reads a topic's consumer info. A topic nobody called Next on yet
+// has no consumer: its stats are zero.
+func (q *JetStream) Stats(ctx context.Context, topic string) (TopicStats, error) {
+	if err := checkTopic(topic); err != nil {
+		return TopicStats{}, err
+	}
+	c, err := q.stream.Consumer(ctx, topic)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return TopicStats{}, nil
+	}
+	if err != nil {
+		return TopicStats{}, fmt.Errorf("queue: stats %s: %w", topic, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return TopicStats{}, fmt.Errorf("queue: stats %s: %w", topic, err)
+	}
+	return TopicStats{Delivered: info.Delivered.Consumer, Redelivered: info.NumRedelivered, Waiting: info.NumPending, Leased: info.NumAckPending}, nil
+}

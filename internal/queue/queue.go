@@ -30,6 +30,8 @@ import (
 //   - Redelivery is bounded: the delivery after the MaxDeliver-th is
 //     handed out once more with Exhausted set, and the consumer records
 //     the failure (dead letter) and Acks it instead of running it again.
+//     A consumer that cannot record the failure either Terms the message:
+//     it is removed without being delivered again.
 //   - Depth tells how many messages of a topic are stored (waiting or
 //     leased) and when the oldest was enqueued.
 type Queue interface {
@@ -55,6 +57,10 @@ type Delivery interface {
 	Nack(ctx context.Context, delay time.Duration) error
 	// InProgress extends the lease by another ack wait.
 	InProgress(ctx context.Context) error
+	// Term removes the message for good without it having been done:
+	// it is never delivered again. The reason is kept by the store where
+	// it can (a JetStream advisory).
+	Term(ctx context.Context, reason string) error
 }
 
 // Depth is a topic's backlog.

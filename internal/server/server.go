@@ -197,7 +197,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
-	as := newAsync(cfg, h, q, st, log)
+	if err := store.InitAsyncInferences(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	as := newAsync(cfg, h, q, st, log).WithIndex(store)
 	m.Registry().MustRegister(as.Collector())
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	batch := transform.New(transform.Config{Region: cfg.Region, AccountID: cfg.AccountID},
