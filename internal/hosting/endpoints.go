@@ -106,7 +106,7 @@ func (s *Service) buildVariants(ctx context.Context, endpoint string, cfg *catal
 	for _, v := range vs {
 		go func() {
 			var err error
-			if v.serverless != nil {
+			if v.serverless.Load() != nil {
 				err = s.prepareServerless(ctx, endpoint, v)
 			} else {
 				err = v.pool.Resize(ctx, v.desired)
@@ -166,7 +166,7 @@ func (s *Service) newVariant(ctx context.Context, endpoint string, pv catalog.Pr
 	}
 	if sc := st.ServerlessConfig; sc != nil {
 		s.serverlessPool(&pc, endpoint, pv.VariantName, sc)
-		v.serverless = sc
+		v.serverless.Store(sc)
 		v.desired = s.warmCount(sc)
 	}
 	if async != nil {
@@ -269,7 +269,7 @@ func (s *Service) DescribeEndpoint(ctx context.Context, name string) (*EndpointD
 	if le := s.lookup(name); le != nil {
 		le.mu.RLock()
 		for _, v := range le.variants {
-			current[v.name] = live{weight: v.weight, pool: v.pool, serverless: v.serverless}
+			current[v.name] = live{weight: v.weight, pool: v.pool, serverless: v.serverless.Load()}
 		}
 		le.mu.RUnlock()
 	}

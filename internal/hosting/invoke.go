@@ -81,7 +81,7 @@ func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, err
 			return nil, s.errSyncOnAsync(in.EndpointName)
 		}
 		var limited *limitedBody
-		if v.serverless != nil {
+		if v.serverless.Load() != nil {
 			if in.Request.Size > s.cfg.Serverless.MaxPayloadBytes {
 				cancel()
 				return nil, apierr.Validationf("Request %s has oversize body.", in.RequestID)
@@ -109,8 +109,8 @@ func (s *Service) Invoke(ctx context.Context, in *InvokeInput) (*Invocation, err
 			return nil, aerr
 		}
 		iv := &Invocation{Variant: v.name, Response: res.Response, s: s, in: in, result: res, cancel: cancel}
-		if v.serverless != nil {
-			iv.Serverless, iv.ColdStart, iv.memoryMB = true, res.ColdStart, v.serverless.MemorySizeInMB
+		if sc := v.serverless.Load(); sc != nil {
+			iv.Serverless, iv.ColdStart, iv.memoryMB = true, res.ColdStart, sc.MemorySizeInMB
 		}
 		return iv, nil
 	}
@@ -187,8 +187,8 @@ func (s *Service) invokeError(ctx context.Context, endpoint string, v *liveVaria
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		msg := "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container, resolve the issue, and try again."
 		return &apierr.Error{Kind: apierr.Model, Message: fmt.Sprintf("Received server error (0) from primary with message %q.", msg), OriginalStatusCode: 0, OriginalMessage: msg, Err: err}
-	case errors.Is(err, pool.ErrThrottled) && v.serverless != nil:
-		return &apierr.Error{Kind: apierr.Throttled, Message: fmt.Sprintf("Rate exceeded: endpoint %s is at its MaxConcurrency of %d concurrent invocations.", endpoint, v.serverless.MaxConcurrency), Err: err}
+	case errors.Is(err, pool.ErrThrottled) && v.serverless.Load() != nil:
+		return &apierr.Error{Kind: apierr.Throttled, Message: fmt.Sprintf("Rate exceeded: endpoint %s is at its MaxConcurrency of %d concurrent invocations.", endpoint, v.serverless.Load().MaxConcurrency), Err: err}
 	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout), errors.Is(err, pool.ErrThrottled):
 		return &apierr.Error{Kind: apierr.Throttled, Message: "Rate exceeded: every instance of the endpoint is busy. Try again later.", Err: err}
 	case errors.Is(err, pool.ErrClosed):
@@ -230,8 +230,8 @@ func (s *Service) record(in *InvokeInput, variant string, memoryMB, status int, 
 
 func (s *Service) recordFailure(in *InvokeInput, v *liveVariant, err error) {
 	memoryMB := 0
-	if v.serverless != nil {
-		memoryMB = v.serverless.MemorySizeInMB
+	if sc := v.serverless.Load(); sc != nil {
+		memoryMB = sc.MemorySizeInMB
 	}
 	status := 500
 	if e := apierr.As(err); e.Kind == apierr.Model {

@@ -67,7 +67,7 @@ func (s *Service) prepareServerless(ctx context.Context, endpoint string, v *liv
 	if err := v.pool.Resize(ctx, v.desired); err != nil {
 		return err
 	}
-	s.trackProvisioned(v, endpoint, v.serverless.ProvisionedConcurrency)
+	s.trackProvisioned(v, endpoint, v.serverless.Load().ProvisionedConcurrency)
 	return nil
 }
 
@@ -75,7 +75,7 @@ func (s *Service) prepareServerless(ctx context.Context, endpoint string, v *liv
 // provisioned concurrency (Mode serverless-provisioned), so its warm time
 // can be priced; n = 0 closes them all.
 func (s *Service) trackProvisioned(v *liveVariant, endpoint string, n int) {
-	if s.deps.Ledger == nil || v.serverless == nil {
+	if s.deps.Ledger == nil || v.serverless.Load() == nil {
 		return
 	}
 	now := time.Now()
@@ -89,7 +89,7 @@ func (s *Service) trackProvisioned(v *liveVariant, endpoint string, n int) {
 		v.provisioned = append(v.provisioned, id)
 		s.deps.Ledger.InstanceStarted(meter.InstanceUsage{
 			InstanceID: id, Mode: "serverless-provisioned", Resource: endpoint, Variant: v.name,
-			InstanceType: serverlessType(v.serverless.MemorySizeInMB).Name, Start: now,
+			InstanceType: serverlessType(v.serverless.Load().MemorySizeInMB).Name, Start: now,
 		})
 	}
 }
@@ -105,31 +105,38 @@ func (s *Service) reapIdle(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			for _, v := range s.serverlessVariants() {
-				if v.async {
-					v.pool.StopIdle(0, s.cfg.AsyncIdleTimeout, now)
+			for _, e := range s.serverlessVariants() {
+				if e.v.async {
+					e.v.pool.StopIdle(0, s.cfg.AsyncIdleTimeout, now)
 					continue
 				}
-				v.pool.StopIdle(v.desired, s.cfg.Serverless.IdleTimeout, now)
-				v.pool.EnsureAtLeast(v.desired)
+				e.v.pool.StopIdle(e.desired, s.cfg.Serverless.IdleTimeout, now)
+				e.v.pool.EnsureAtLeast(e.desired)
 			}
 		}
 	}
 }
 
-func (s *Service) serverlessVariants() []*liveVariant {
+// elasticVariant is a serverless or async variant with its desired warm
+// count, read under its endpoint's lock (updates change it).
+type elasticVariant struct {
+	v       *liveVariant
+	desired int
+}
+
+func (s *Service) serverlessVariants() []elasticVariant {
 	s.mu.RLock()
 	eps := make([]*liveEndpoint, 0, len(s.live))
 	for _, le := range s.live {
 		eps = append(eps, le)
 	}
 	s.mu.RUnlock()
-	var out []*liveVariant
+	var out []elasticVariant
 	for _, le := range eps {
 		le.mu.RLock()
 		for _, v := range le.variants {
-			if v.serverless != nil || v.async {
-				out = append(out, v)
+			if v.serverless.Load() != nil || v.async {
+				out = append(out, elasticVariant{v, v.desired})
 			}
 		}
 		le.mu.RUnlock()

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inferbox/inferbox/internal/catalog"
@@ -129,8 +130,9 @@ type liveVariant struct {
 	pool         *pool.Pool
 	desired      int
 	// serverless is the variant's current serverless config; nil for
-	// instance-based variants.
-	serverless  *catalog.ServerlessConfig
+	// instance-based variants. Atomic: UpdateEndpointWeightsAndCapacities
+	// replaces it while requests read it.
+	serverless  atomic.Pointer[catalog.ServerlessConfig]
 	provisioned []string // usage-ledger ids of provisioned-concurrency units
 	// async variants take only InvokeAsync and scale to zero when idle.
 	async bool

@@ -256,8 +256,8 @@ func (s *Service) applyStates(ctx context.Context, le *liveEndpoint, states []ca
 				continue
 			}
 			v.weight = st.DesiredWeight
-			if sc := st.ServerlessConfig; sc != nil && v.serverless != nil {
-				v.serverless = sc
+			if sc := st.ServerlessConfig; sc != nil && v.serverless.Load() != nil {
+				v.serverless.Store(sc)
 				v.desired = s.warmCount(sc)
 				v.pool.SetElasticLimits(sc.MaxConcurrency, pool.Needed(sc.MaxConcurrency, s.cfg.InstanceConcurrency, 0))
 				s.trackProvisioned(v, le.name, sc.ProvisionedConcurrency)
@@ -273,7 +273,7 @@ func (s *Service) applyStates(ctx context.Context, le *liveEndpoint, states []ca
 	le.mu.Unlock()
 	var errs []error
 	for _, v := range resize {
-		if v.serverless != nil {
+		if v.serverless.Load() != nil {
 			v.pool.EnsureAtLeast(v.desired)
 			continue // surplus warm instances leave when idle
 		}
