@@ -18,15 +18,38 @@ import (
 // each with the int8 scales and d beside them. One VPDPBUSD then
 // multiplies four codes of each of 16 rows by four values of an input,
 // each block's codes are unpacked once for up to eight inputs, and no
-// horizontal sums are needed. Elsewhere it keeps the rows as stored and
-// MulMat calls DotQ4K or DotQ6K per row and input. Every output is bit
+// horizontal sums are needed. With AVX2 only, the same layout serves a
+// kernel taking each group as two halves of 8 rows and up to 4 inputs.
+// Elsewhere (-tags purego, other architectures) it keeps the rows as
+// stored and MulMat calls the Go DotQ4K or DotQ6K per row and input. Every output is bit
 // for bit the pure-Go reference's (q4KDotGo, q6KDotGo), so batching
 // never changes a result.
 type KMatrix struct {
 	typ                TensorType
 	rows, rowBytes, nb int    // nb: blocks of 256 per row
 	raw                []byte // the rows as stored
-	packed             []byte // kGroup-row groups of blocks; nil without VNNI
+	packed             []byte // kGroup-row groups of blocks; nil on kPathGo
+	path               kPath
+}
+
+// kPath is a KMatrix's kernel.
+type kPath int
+
+const (
+	kPathGo   kPath = iota // q4KDotGo, q6KDotGo per row and input
+	kPathAVX2              // kq4MulAVX2, kq6MulAVX2: 16 rows by up to 4 inputs
+	kPathVNNI              // kq4MulVNNI, kq6MulVNNI: 16 rows by up to 8 inputs
+)
+
+// kPaths returns the kernels this CPU can run, the fastest last.
+func kPaths() []kPath {
+	switch {
+	case hasQ8VNNI():
+		return []kPath{kPathGo, kPathAVX2, kPathVNNI}
+	case hasAVX2():
+		return []kPath{kPathGo, kPathAVX2}
+	}
+	return []kPath{kPathGo}
 }
 
 const (
@@ -55,14 +78,15 @@ type kIn struct {
 }
 
 // NewKMatrix prepares Q4_K or Q6_K data (rows rows of rowBytes bytes,
-// whole blocks) for MulMat. With AVX-512 VNNI it keeps a repacked copy
-// on the heap (Q4_K: 4/3 of the matrix's size, Q6_K: 1.3×, rows rounded
+// whole blocks) for MulMat. With AVX-512 VNNI or AVX2 it keeps a
+// repacked copy on the heap (Q4_K: 4/3 of the matrix's size, Q6_K: 1.3×, rows rounded
 // up to 16); data is then only kept, not read again by MulMat.
 func NewKMatrix(t TensorType, data []byte, rows, rowBytes int) (*KMatrix, error) {
-	return newKMatrix(t, data, rows, rowBytes, hasQ8VNNI())
+	p := kPaths()
+	return newKMatrix(t, data, rows, rowBytes, p[len(p)-1])
 }
 
-func newKMatrix(t TensorType, data []byte, rows, rowBytes int, vnni bool) (*KMatrix, error) {
+func newKMatrix(t TensorType, data []byte, rows, rowBytes int, path kPath) (*KMatrix, error) {
 	var bs int
 	switch t {
 	case Q4_K:
@@ -75,8 +99,8 @@ func newKMatrix(t TensorType, data []byte, rows, rowBytes int, vnni bool) (*KMat
 	if rows < 0 || rowBytes <= 0 || rowBytes%bs != 0 || len(data) < rows*rowBytes {
 		return nil, fmt.Errorf("gguf: %s matrix of %d rows of %d bytes from %d bytes", t, rows, rowBytes, len(data))
 	}
-	m := &KMatrix{typ: t, rows: rows, rowBytes: rowBytes, nb: rowBytes / bs, raw: data[:rows*rowBytes]}
-	if vnni {
+	m := &KMatrix{typ: t, rows: rows, rowBytes: rowBytes, nb: rowBytes / bs, raw: data[:rows*rowBytes], path: path}
+	if path != kPathGo {
 		if t == Q4_K {
 			m.packed = packQ4K(m.raw, rows, m.nb)
 		} else {
@@ -145,7 +169,7 @@ func packQ6K(raw []byte, rows, nb int) []byte {
 // or DotQ6K, bit for bit) for every input i and every row r in [lo, hi),
 // every xs[i] quantized by QuantizeQ8 from a vector of the rows' length;
 // other elements of outs are not written. With AVX-512 VNNI it runs 16
-// rows by up to 8 inputs per kernel call.
+// rows by up to 8 inputs per kernel call, with AVX2 16 by up to 4.
 func (m *KMatrix) MulMat(outs [][]float32, lo, hi int, xs []Q8Vec) {
 	if hi <= lo || len(xs) == 0 {
 		return
@@ -182,9 +206,13 @@ func (m *KMatrix) MulMat(outs [][]float32, lo, hi int, xs []Q8Vec) {
 			kq6Offsets(xs[i].Q[:nb*256], c)
 		}
 	}
-	bs := kq4Packed
-	kernel := kq4MulVNNI
-	if m.typ == Q6_K {
+	bs, kernel, maxIn := kq4Packed, kq4MulVNNI, q8MaxInputs
+	switch {
+	case m.typ == Q4_K && m.path == kPathAVX2:
+		kernel, maxIn = kq4MulAVX2, 4
+	case m.typ == Q6_K && m.path == kPathAVX2:
+		bs, kernel, maxIn = kq6Packed, kq6MulAVX2, 4
+	case m.typ == Q6_K:
 		bs, kernel = kq6Packed, kq6MulVNNI
 	}
 	var ins [q8MaxInputs]kIn
@@ -206,8 +234,8 @@ func (m *KMatrix) MulMat(outs [][]float32, lo, hi int, xs []Q8Vec) {
 	gEnd := (hi + kGroup - 1) / kGroup
 	for c0 := lo / kGroup; c0 < gEnd; c0 += chunk {
 		c1 := min(c0+chunk, gEnd)
-		for i0 := 0; i0 < n; i0 += q8MaxInputs {
-			k := min(q8MaxInputs, n-i0)
+		for i0 := 0; i0 < n; i0 += maxIn {
+			k := min(maxIn, n-i0)
 			for g := c0; g < c1; {
 				if full(g) {
 					e := g + 1

@@ -110,19 +110,10 @@ func TestKDotMatchesDequantized(t *testing.T) {
 	}
 }
 
-// kPaths returns the KMatrix layouts this machine can run: the stored
-// rows always, the packed VNNI layout when the CPU has it.
-func kPaths() []bool {
-	if hasQ8VNNI() {
-		return []bool{false, true}
-	}
-	return []bool{false}
-}
-
 // TestKMatrixMatchesGo checks KMatrix.MulMat on every path against the
 // pure-Go kernels bit for bit: odd row counts and ranges that start and
 // end inside a group of 16, 1 to 17 inputs (more than one kernel call of
-// eight), one block to many, and extreme blocks (every code, scale and
+// eight, or of four with AVX2), one block to many, and extreme blocks (every code, scale and
 // min at its maximum against ±127). Rows outside [lo, hi) must not be
 // written.
 func TestKMatrixMatchesGo(t *testing.T) {
@@ -133,7 +124,7 @@ func TestKMatrixMatchesGo(t *testing.T) {
 		if typ == Q6_K {
 			ref = q6KDotGo
 		}
-		for _, vnni := range kPaths() {
+		for _, path := range kPaths() {
 			for _, n := range []int{1, 2, 3, 8, 9, 17} {
 				for _, nb := range []int{1, 3, 11} {
 					for _, span := range [][3]int{{0, 37, 37}, {3, 20, 21}, {16, 32, 33}, {5, 6, 7}, {17, 31, 40}} {
@@ -155,12 +146,12 @@ func TestKMatrixMatchesGo(t *testing.T) {
 							kExtreme(typ, m[lo*nb*bs:], xs[0].Q, 1)
 							kExtreme(typ, m[(hi-1)*nb*bs+2*bs:], xs[n-1].Q[512:], -1)
 						}
-						q, err := newKMatrix(typ, m, rows, nb*bs, vnni)
+						q, err := newKMatrix(typ, m, rows, nb*bs, path)
 						if err != nil {
 							t.Fatal(err)
 						}
 						q.MulMat(outs, lo, hi, xs)
-						name := fmt.Sprintf("%s vnni=%v n=%d nb=%d [%d,%d)", typ, vnni, n, nb, lo, hi)
+						name := fmt.Sprintf("%s path=%d n=%d nb=%d [%d,%d)", typ, path, n, nb, lo, hi)
 						for i := range xs {
 							for k := 0; k < rows; k++ {
 								got := outs[i][k]
@@ -232,15 +223,15 @@ func BenchmarkKMatrix(b *testing.B) {
 		for k := 0; k < rows; k++ {
 			m = append(m, randKRow(r, typ, nb)...)
 		}
-		for _, vnni := range kPaths() {
+		for _, path := range kPaths() {
 			for _, n := range []int{1, 8} {
-				q, _ := newKMatrix(typ, m, rows, nb*bs, vnni)
+				q, _ := newKMatrix(typ, m, rows, nb*bs, path)
 				xs, outs := make([]Q8Vec, n), make([][]float32, n)
 				for i := range xs {
 					v, _ := randQ8Input(r, nb*256)
 					xs[i], outs[i] = *v, make([]float32, rows)
 				}
-				b.Run(fmt.Sprintf("%s/vnni=%v/n=%d", typ, vnni, n), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/%s/n=%d", typ, []string{"go", "avx2", "vnni"}[path], n), func(b *testing.B) {
 					b.SetBytes(int64(len(m) * n))
 					for b.Loop() {
 						q.MulMat(outs, 0, rows, xs)

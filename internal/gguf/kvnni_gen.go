@@ -1,8 +1,9 @@
 //go:build ignore
 
-// kvnni_gen writes kvnni_amd64.s, the AVX-512 VNNI kernels of KMatrix:
-// their block loops are unrolled over the eight sub-blocks of a block and
-// up to eight inputs, which the assembler's macros cannot number.
+// kvnni_gen writes kvnni_amd64.s, the AVX-512 VNNI and AVX2 kernels of
+// KMatrix: their block loops are unrolled over the eight sub-blocks of a
+// block and up to eight inputs, which the assembler's macros cannot
+// number.
 package main
 
 import (
@@ -169,6 +170,148 @@ func main() {
 		})
 	}
 	groupEnd(64*64 + 16*16 + 16*4)
+
+	// The AVX2 kernels: the same packed data, each group of 16 rows taken
+	// as two halves of 8 (the low and high 32 bytes of every vector), up
+	// to 4 inputs. VPMADDUBSW (unsigned code × signed x, pairs summed in
+	// int16, no saturation: |pair| ≤ 2·63·128) and VPMADDWD by ones stand
+	// for VPDPBUSD.
+	avx2 := func(name string, blockBytes int, body func(h int)) {
+		cur = name
+		prologue(name)
+		p("\tMOVL $0x00010001, R9")
+		p("\tMOVQ R9, X9")
+		p("\tVPBROADCASTD X9, Y9")
+		if name == "kq4MulAVX2" {
+			p("\tMOVL $0x0f0f0f0f, R9")
+			p("\tMOVQ R9, X8")
+			p("\tVPBROADCASTD X8, Y8")
+		}
+		p("%s_gloop:", cur)
+		p("\tMOVQ SI, R14")
+		for h := 0; h < 2; h++ {
+			p("\tMOVQ R14, SI")
+			for i := 0; i < 4; i++ {
+				p("\tVPXOR Y%d, Y%d, Y%d", 10+i, 10+i, 10+i)
+			}
+			p("\tXORQ BX, BX")
+			p("\tXORQ DX, DX")
+			p("\tXORQ R13, R13")
+			p("\tMOVQ nb+16(FP), CX")
+			p("%s_b%d:", cur, h)
+			body(h)
+			p("\tADDQ $%d, SI", blockBytes)
+			p("\tADDQ $256, BX")
+			p("\tADDQ $32, DX")
+			p("\tADDQ $64, R13")
+			p("\tDECQ CX")
+			p("\tJNZ %s_b%d", cur, h)
+			for i := 0; i < 4; i++ {
+				if i > 0 {
+					p("\tCMPQ R8, $%d", i)
+					p("\tJEQ %s_s%d", cur, h)
+				}
+				p("\tMOVQ %d(DI), R9", 32*i+24)
+				p("\tVMOVUPS Y%d, %d(R9)(AX*1)", 10+i, 32*h)
+			}
+			p("%s_s%d:", cur, h)
+		}
+		p("\tADDQ $64, AX")
+		p("\tDECQ R12")
+		p("\tJNZ %s_gloop", cur)
+		p("\tVZEROUPPER")
+		p("\tRET")
+		p("")
+	}
+	inputs4 := func(label string, body func(i int)) {
+		for i := 0; i < 4; i++ {
+			if i > 0 {
+				p("\tCMPQ R8, $%d", i)
+				p("\tJEQ %s", label)
+			}
+			p("\tMOVQ %d(DI), R9", 32*i)
+			p("\tMOVQ %d(DI), R10", 32*i+8)
+			p("\tMOVQ %d(DI), R11", 32*i+16)
+			body(i)
+		}
+		p("%s:", label)
+	}
+
+	p(`// func kq4MulAVX2(w *byte, groups, nb int, ins *[8]kIn, n int)
+//
+// kq4MulVNNI for CPUs with AVX2 only, n (1..4) inputs: per half of a
+// group and sub-block j the 8 rows' codes are unpacked once (Y0-Y7), and
+// per input the eight VPMADDUBSW pair sums are added in int16 (exact:
+// |sum| ≤ 8·2·15·128 < 2^15), widened by VPMADDWD, then the float steps
+// of kq4Step lane by lane. Y8 = 0x0f bytes, Y9 = int16 ones.`)
+	avx2("kq4MulAVX2", 32*64+16*64, func(h int) {
+		for j := 0; j < 8; j++ {
+			c := j / 2
+			for k := 0; k < 8; k++ {
+				off := c*512 + 64*k + 32*h
+				if j%2 == 0 {
+					p("\tVPAND %d(SI), Y8, Y%d", off, k)
+				} else {
+					p("\tVMOVDQU %d(SI), Y%d", off, k)
+					p("\tVPSRLW $4, Y%d, Y%d", k, k)
+					p("\tVPAND Y8, Y%d, Y%d", k, k)
+				}
+			}
+			inputs4(fmt.Sprintf("q4a_%d_%d", h, j), func(i int) {
+				p("\tVPBROADCASTD %d(R9)(BX*1), Y14", 32*j)
+				p("\tVPMADDUBSW Y14, Y0, Y14")
+				for k := 1; k < 8; k++ {
+					p("\tVPBROADCASTD %d(R9)(BX*1), Y15", 32*j+4*k)
+					p("\tVPMADDUBSW Y15, Y%d, Y15", k)
+					p("\tVPADDW Y15, Y14, Y14")
+				}
+				p("\tVPMADDWD Y9, Y14, Y14")
+				p("\tVCVTDQ2PS Y14, Y14")
+				p("\tVMULPS %d(SI), Y14, Y14", 2048+64*j+32*h)
+				p("\tVBROADCASTSS %d(R10)(DX*1), Y15", 4*j)
+				p("\tVMULPS Y15, Y14, Y14")
+				p("\tVADDPS Y14, Y%d, Y%d", 10+i, 10+i)
+				p("\tVBROADCASTSS %d(R11)(DX*1), Y15", 4*j)
+				p("\tVMULPS %d(SI), Y15, Y15", 2560+64*j+32*h)
+				p("\tVSUBPS Y15, Y%d, Y%d", 10+i, 10+i)
+			})
+		}
+	})
+
+	p(`// func kq6MulAVX2(w *byte, groups, nb int, ins *[8]kIn, n int)
+//
+// kq6MulVNNI for CPUs with AVX2 only, n (1..4) inputs, a half of a group
+// at a time: per 16-value sub-block the sum starts at -32·Σx and adds
+// VPMADDUBSW pair sums widened by VPMADDWD (Y9 = int16 ones), times the
+// sign-extended scales; then kq6Step's float steps lane by lane (Y8,
+// Y14, Y15 temporaries).`)
+	avx2("kq6MulAVX2", 64*64+16*16+16*4, func(h int) {
+		for j := 0; j < 8; j++ {
+			for k := 0; k < 8; k++ {
+				p("\tVMOVDQU %d(SI), Y%d", 512*j+64*k+32*h, k)
+			}
+			inputs4(fmt.Sprintf("q6a_%d_%d", h, j), func(i int) {
+				for half := 0; half < 2; half++ {
+					acc := []string{"Y15", "Y14"}[half]
+					p("\tVPBROADCASTD %d(R11)(R13*1), %s", 8*j+4*half, acc)
+					for k := 0; k < 4; k++ {
+						p("\tVPBROADCASTD %d(R9)(BX*1), Y8", 32*j+16*half+4*k)
+						p("\tVPMADDUBSW Y8, Y%d, Y8", 4*half+k)
+						p("\tVPMADDWD Y9, Y8, Y8")
+						p("\tVPADDD Y8, %s, %s", acc, acc)
+					}
+					p("\tVPMOVSXBD %d(SI), Y8", 4096+16*(2*j+half)+8*h)
+					p("\tVPMULLD Y8, %s, %s", acc, acc)
+				}
+				p("\tVPADDD Y14, Y15, Y15")
+				p("\tVCVTDQ2PS Y15, Y15")
+				p("\tVMULPS %d(SI), Y15, Y15", 4352+32*h)
+				p("\tVBROADCASTSS %d(R10)(DX*1), Y8", 4*j)
+				p("\tVMULPS Y8, Y15, Y15")
+				p("\tVADDPS Y15, Y%d, Y%d", 10+i, 10+i)
+			})
+		}
+	})
 
 	if err := os.WriteFile("kvnni_amd64.s", b.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
