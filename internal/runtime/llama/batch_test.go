@@ -189,3 +189,31 @@ func TestQ8PackShared(t *testing.T) {
 		t.Error("a model on the shared matrices computes other logits")
 	}
 }
+
+// Models loaded from one registry share the repacked Q4_K matrices as
+// they share Q8_0's (gguf.File.KMatrix).
+func TestKPackShared(t *testing.T) {
+	s := defaultSynth()
+	s.typ = gguf.Q4_K
+	path := s.write(t, t.TempDir())
+	reg := gguf.NewRegistry()
+	load := func(reg *gguf.Registry) *Model {
+		m, err := Load(reg, path, 0, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	a, b, c := load(reg), load(reg), load(gguf.NewRegistry())
+	ka, kb, kc := a.w.layers[0].wq.k, b.w.layers[0].wq.k, c.w.layers[0].wq.k
+	if ka == nil || ka != kb || a.w.output.k != b.w.output.k {
+		t.Errorf("two models of one registry: %p and %p, want one shared matrix", ka, kb)
+	}
+	if kc == ka {
+		t.Error("a model of another registry shares the matrix")
+	}
+	if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(c, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {
+		t.Error("a model on the shared matrices computes other logits")
+	}
+}
