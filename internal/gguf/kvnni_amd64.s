@@ -7,7 +7,7 @@
 // func kq4MulVNNI(w *byte, groups, nb int, ins *[8]kIn, n int)
 //
 // groups consecutive groups of 16 rows of a packed Q4_K matrix (w at the
-// first; per group nb blocks of kq4Packed bytes) times n (1..8) inputs:
+// first; per group nb blocks of kq4PackedC bytes) times n (1..8) inputs:
 // ins[i].out[16g+r] = q4KDotGo(row r of group g, input i), bit for bit.
 // Per sub-block j the rows' 4-bit codes are unpacked once (Z0-Z7: low
 // nibbles for even j, high for odd) for all inputs; per input the 16
@@ -15,7 +15,9 @@
 // products of an unsigned code by a signed byte of x broadcast to every
 // lane (exact: |sum| < 2^16). Then, lane by lane in kq4Step's order,
 // S += float32(isum)·dsc·dx and S -= dmn·cm, with dsc and dmn the rows'
-// d·scale and dmin·min (Z8, Z9) and cm the input's kq4Min (ins[i].c).
+// d·scale and dmin·min (Z8, Z9: the f16 d and dmin of the block, Z10 and
+// Z11, times the 6-bit integers, products exact in float32) and cm the
+// input's kq4Min (ins[i].c).
 // BX = 256·b (the input's bytes), DX = 32·b (its scales and offsets).
 TEXT ·kq4MulVNNI(SB), NOSPLIT, $0-40
 	MOVQ w+0(FP), SI
@@ -39,6 +41,8 @@ gloop_q4:
 	XORQ R13, R13
 	MOVQ nb+16(FP), CX
 bloop_q4:
+	VCVTPH2PS 2304(SI), Z10
+	VCVTPH2PS 2336(SI), Z11
 	VPANDD 0(SI), Z31, Z0
 	VPANDD 64(SI), Z31, Z1
 	VPANDD 128(SI), Z31, Z2
@@ -47,8 +51,12 @@ bloop_q4:
 	VPANDD 320(SI), Z31, Z5
 	VPANDD 384(SI), Z31, Z6
 	VPANDD 448(SI), Z31, Z7
-	VMOVUPS 2048(SI), Z8
-	VMOVUPS 2560(SI), Z9
+	VPMOVZXBD 2048(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2176(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -224,8 +232,12 @@ q4j0:
 	VPANDD Z31, Z6, Z6
 	VPSRLW $4, 448(SI), Z7
 	VPANDD Z31, Z7, Z7
-	VMOVUPS 2112(SI), Z8
-	VMOVUPS 2624(SI), Z9
+	VPMOVZXBD 2064(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2192(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -393,8 +405,12 @@ q4j1:
 	VPANDD 832(SI), Z31, Z5
 	VPANDD 896(SI), Z31, Z6
 	VPANDD 960(SI), Z31, Z7
-	VMOVUPS 2176(SI), Z8
-	VMOVUPS 2688(SI), Z9
+	VPMOVZXBD 2080(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2208(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -570,8 +586,12 @@ q4j2:
 	VPANDD Z31, Z6, Z6
 	VPSRLW $4, 960(SI), Z7
 	VPANDD Z31, Z7, Z7
-	VMOVUPS 2240(SI), Z8
-	VMOVUPS 2752(SI), Z9
+	VPMOVZXBD 2096(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2224(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -739,8 +759,12 @@ q4j3:
 	VPANDD 1344(SI), Z31, Z5
 	VPANDD 1408(SI), Z31, Z6
 	VPANDD 1472(SI), Z31, Z7
-	VMOVUPS 2304(SI), Z8
-	VMOVUPS 2816(SI), Z9
+	VPMOVZXBD 2112(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2240(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -916,8 +940,12 @@ q4j4:
 	VPANDD Z31, Z6, Z6
 	VPSRLW $4, 1472(SI), Z7
 	VPANDD Z31, Z7, Z7
-	VMOVUPS 2368(SI), Z8
-	VMOVUPS 2880(SI), Z9
+	VPMOVZXBD 2128(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2256(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -1085,8 +1113,12 @@ q4j5:
 	VPANDD 1856(SI), Z31, Z5
 	VPANDD 1920(SI), Z31, Z6
 	VPANDD 1984(SI), Z31, Z7
-	VMOVUPS 2432(SI), Z8
-	VMOVUPS 2944(SI), Z9
+	VPMOVZXBD 2144(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2272(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -1262,8 +1294,12 @@ q4j6:
 	VPANDD Z31, Z6, Z6
 	VPSRLW $4, 1984(SI), Z7
 	VPANDD Z31, Z7, Z7
-	VMOVUPS 2496(SI), Z8
-	VMOVUPS 3008(SI), Z9
+	VPMOVZXBD 2160(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS Z10, Z8, Z8
+	VPMOVZXBD 2288(SI), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS Z11, Z9, Z9
 	MOVQ 0(DI), R9
 	MOVQ 8(DI), R10
 	MOVQ 16(DI), R11
@@ -1423,7 +1459,7 @@ q4j6:
 	VMULPS.BCST 28(R11)(DX*1), Z9, Z17
 	VSUBPS Z17, Z27, Z27
 q4j7:
-	ADDQ $3072, SI
+	ADDQ $2368, SI
 	ADDQ $256, BX
 	ADDQ $32, DX
 	ADDQ $64, R13

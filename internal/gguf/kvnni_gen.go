@@ -86,7 +86,7 @@ func main() {
 	p(`// func kq4MulVNNI(w *byte, groups, nb int, ins *[8]kIn, n int)
 //
 // groups consecutive groups of 16 rows of a packed Q4_K matrix (w at the
-// first; per group nb blocks of kq4Packed bytes) times n (1..8) inputs:
+// first; per group nb blocks of kq4PackedC bytes) times n (1..8) inputs:
 // ins[i].out[16g+r] = q4KDotGo(row r of group g, input i), bit for bit.
 // Per sub-block j the rows' 4-bit codes are unpacked once (Z0-Z7: low
 // nibbles for even j, high for odd) for all inputs; per input the 16
@@ -94,12 +94,16 @@ func main() {
 // products of an unsigned code by a signed byte of x broadcast to every
 // lane (exact: |sum| < 2^16). Then, lane by lane in kq4Step's order,
 // S += float32(isum)·dsc·dx and S -= dmn·cm, with dsc and dmn the rows'
-// d·scale and dmin·min (Z8, Z9) and cm the input's kq4Min (ins[i].c).
+// d·scale and dmin·min (Z8, Z9: the f16 d and dmin of the block, Z10 and
+// Z11, times the 6-bit integers, products exact in float32) and cm the
+// input's kq4Min (ins[i].c).
 // BX = 256·b (the input's bytes), DX = 32·b (its scales and offsets).`)
 	prologue("kq4MulVNNI")
 	p("\tMOVL $0x0f0f0f0f, R9")
 	p("\tVPBROADCASTD R9, Z31")
 	groupStart()
+	p("\tVCVTPH2PS 2304(SI), Z10")
+	p("\tVCVTPH2PS 2336(SI), Z11")
 	for j := 0; j < 8; j++ {
 		c := j / 2
 		for k := 0; k < 8; k++ {
@@ -111,8 +115,12 @@ func main() {
 				p("\tVPANDD Z31, Z%d, Z%d", k, k)
 			}
 		}
-		p("\tVMOVUPS %d(SI), Z8", 2048+64*j)
-		p("\tVMOVUPS %d(SI), Z9", 2560+64*j)
+		p("\tVPMOVZXBD %d(SI), Z8", 2048+16*j)
+		p("\tVCVTDQ2PS Z8, Z8")
+		p("\tVMULPS Z10, Z8, Z8")
+		p("\tVPMOVZXBD %d(SI), Z9", 2176+16*j)
+		p("\tVCVTDQ2PS Z9, Z9")
+		p("\tVMULPS Z11, Z9, Z9")
 		inputs(fmt.Sprintf("q4j%d", j), func(i int) {
 			p("\tVPXORD Z16, Z16, Z16")
 			for k := 0; k < 8; k++ {
@@ -126,7 +134,7 @@ func main() {
 			p("\tVSUBPS Z17, Z%d, Z%d", 20+i, 20+i)
 		})
 	}
-	groupEnd(32*64 + 16*64)
+	groupEnd(32*64 + 8*16 + 8*16 + 16*2 + 16*2)
 
 	// Q6_K.
 	cur = "q6"
