@@ -123,9 +123,11 @@ func main() {
 		p("\tVMULPS Z11, Z9, Z9")
 		inputs(fmt.Sprintf("q4j%d", j), func(i int) {
 			p("\tVPXORD Z16, Z16, Z16")
+			p("\tVPXORD Z18, Z18, Z18")
 			for k := 0; k < 8; k++ {
-				p("\tVPDPBUSD.BCST %d(R9)(BX*1), Z%d, Z16", 32*j+4*k, k)
+				p("\tVPDPBUSD.BCST %d(R9)(BX*1), Z%d, Z%d", 32*j+4*k, k, 16+2*(k%2))
 			}
+			p("\tVPADDD Z18, Z16, Z16")
 			p("\tVCVTDQ2PS Z16, Z16")
 			p("\tVMULPS Z8, Z16, Z16")
 			p("\tVMULPS.BCST %d(R10)(DX*1), Z16, Z16", 4*j)
