@@ -61,7 +61,7 @@ func (r *Registry) Open(path string) (*File, error) {
 			_ = unmap()
 			return nil, fmt.Errorf("gguf: %s: %w", abs, err)
 		}
-		f.packs = &packCache{q8: map[string]*Q8Matrix{}}
+		f.packs = &packCache{q8: map[string]*Q8Matrix{}, k: map[string]*KMatrix{}}
 		m = &mapping{data: data, unmap: unmap, parsed: f}
 		r.files[key] = m
 	}
@@ -96,6 +96,7 @@ func (r *Registry) Mapped() int {
 type packCache struct {
 	mu sync.Mutex
 	q8 map[string]*Q8Matrix
+	k  map[string]*KMatrix
 }
 
 // Q8Matrix returns the Q8_0 tensor t of f prepared for MulMat
@@ -118,4 +119,24 @@ func (f *File) Q8Matrix(t *Tensor, rows, rowBytes int) (*Q8Matrix, error) {
 	}
 	f.packs.q8[t.Name] = q
 	return q, nil
+}
+
+// KMatrix returns the Q4_K or Q6_K tensor t of f prepared for MulMat
+// (NewKMatrix with rows rows of rowBytes bytes), shared per tensor by
+// every File of one Registry mapping as Q8Matrix is.
+func (f *File) KMatrix(t *Tensor, rows, rowBytes int) (*KMatrix, error) {
+	if f.packs == nil {
+		return NewKMatrix(t.Type, t.Data, rows, rowBytes)
+	}
+	f.packs.mu.Lock()
+	defer f.packs.mu.Unlock()
+	if k, ok := f.packs.k[t.Name]; ok && k.Rows() == rows {
+		return k, nil
+	}
+	k, err := NewKMatrix(t.Type, t.Data, rows, rowBytes)
+	if err != nil {
+		return nil, err
+	}
+	f.packs.k[t.Name] = k
+	return k, nil
 }

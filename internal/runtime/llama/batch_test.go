@@ -96,14 +96,28 @@ func TestConcurrentMixedEqualsAlone(t *testing.T) {
 // group of 16), that decode steps of 2, 3, 8 and 9 sequences together
 // (9: more than one kernel call of eight inputs), and their prompts
 // processed in one batch, give every sequence exactly its logits alone.
-func TestBatchEqualsSingleQ8(t *testing.T) {
+func TestBatchEqualsSingleQ8(t *testing.T) { batchEqualsSingle(t, gguf.Q8_0) }
+
+// TestBatchEqualsSingleK is TestBatchEqualsSingleQ8 for Q4_K and Q6_K
+// models (gguf.KMatrix: the VNNI kernels where the CPU has them, 16 rows
+// by up to 8 inputs, else the Go kernels row by row).
+func TestBatchEqualsSingleK(t *testing.T) {
+	for _, typ := range []gguf.TensorType{gguf.Q4_K, gguf.Q6_K} {
+		t.Run(typ.String(), func(t *testing.T) { batchEqualsSingle(t, typ) })
+	}
+}
+
+func batchEqualsSingle(t *testing.T, typ gguf.TensorType) {
 	s := defaultSynth()
-	s.typ = gguf.Q8_0
+	s.typ = typ
 	m, err := Load(gguf.NewRegistry(), s.write(t, t.TempDir()), 0, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if l := m.w.layers[0]; (typ == gguf.Q8_0 && l.wq.q8 == nil) || (typ != gguf.Q8_0 && l.wq.k == nil) {
+		t.Fatalf("%s model without its prepared matrices", typ)
+	}
 	r := rand.New(rand.NewPCG(3, 3))
 	for _, n := range []int{2, 3, 8, 9} {
 		prompts := make([][]int, n)
@@ -169,6 +183,34 @@ func TestQ8PackShared(t *testing.T) {
 		t.Errorf("two models of one registry: %p and %p, want one shared matrix", qa, qb)
 	}
 	if qc == qa {
+		t.Error("a model of another registry shares the matrix")
+	}
+	if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(c, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {
+		t.Error("a model on the shared matrices computes other logits")
+	}
+}
+
+// Models loaded from one registry share the repacked Q4_K matrices as
+// they share Q8_0's (gguf.File.KMatrix).
+func TestKPackShared(t *testing.T) {
+	s := defaultSynth()
+	s.typ = gguf.Q4_K
+	path := s.write(t, t.TempDir())
+	reg := gguf.NewRegistry()
+	load := func(reg *gguf.Registry) *Model {
+		m, err := Load(reg, path, 0, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	a, b, c := load(reg), load(reg), load(gguf.NewRegistry())
+	ka, kb, kc := a.w.layers[0].wq.k, b.w.layers[0].wq.k, c.w.layers[0].wq.k
+	if ka == nil || ka != kb || a.w.output.k != b.w.output.k {
+		t.Errorf("two models of one registry: %p and %p, want one shared matrix", ka, kb)
+	}
+	if kc == ka {
 		t.Error("a model of another registry shares the matrix")
 	}
 	if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(c, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {

@@ -287,6 +287,62 @@ func writeRunq(t *testing.T, path string, vals map[string][]float32) {
 	}
 }
 
+// tinyLlamaShape is a random model with TinyLlama-1.1B's shape.
+func tinyLlamaShape(typ gguf.TensorType) synth {
+	s := stories15M(typ)
+	s.nEmbd, s.nLayer, s.nHead, s.nHeadKV, s.nFF, s.ctx, s.tied = 2048, 22, 32, 4, 5632, 2048, false
+	s.mutate = nil
+	return s
+}
+
+// stories15MK is stories15M's shape with dim 256 and 4 heads of 64 (a
+// 14 M-parameter model), since Q4_K and Q6_K rows are whole blocks of
+// 256 and stories15M's dim is 288.
+func stories15MK(typ gguf.TensorType) synth {
+	s := stories15M(typ)
+	s.nEmbd, s.nHead, s.nHeadKV = 256, 4, 4
+	s.mutate = func(name string, vals []float32) {
+		if name == "token_embd.weight" {
+			for i := 1 * 256; i < 3*256; i++ {
+				vals[i] *= 1e-3
+			}
+		}
+	}
+	return s
+}
+
+// BenchmarkStories15MK: decode speed of stories15MK in Q4_K (one
+// sequence, BOS then 255 greedy tokens, 1 and 2 threads).
+func BenchmarkStories15MK(b *testing.B) {
+	path := stories15MK(gguf.Q4_K).write(b, b.TempDir())
+	for _, threads := range []int{1, 2} {
+		m, err := Load(gguf.NewRegistry(), path, 0, threads, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("Q4_K/decode/threads=%d", threads), func(b *testing.B) {
+			benchGenerate(b, m, []int{1}, 255, 1)
+		})
+		m.Close()
+	}
+}
+
+// TestWriteKQuantModels writes the Q4_K benchmark models as GGUF files
+// for comparing with other engines (bench/llama/README.md):
+// stories15MK-Q4_K.gguf and tinyllama-shape-Q4_K.gguf (0.6 GB). It runs
+// only when INFERBOX_KQUANT_DIR names the output directory.
+func TestWriteKQuantModels(t *testing.T) {
+	dir := os.Getenv("INFERBOX_KQUANT_DIR")
+	if dir == "" {
+		t.Skip("INFERBOX_KQUANT_DIR not set")
+	}
+	for name, s := range map[string]synth{"stories15MK-Q4_K.gguf": stories15MK(gguf.Q4_K), "tinyllama-shape-Q4_K.gguf": tinyLlamaShape(gguf.Q4_K)} {
+		if err := os.Rename(s.write(t, dir), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkTinyLlamaShape measures a random model with TinyLlama-1.1B's
 // shape (dim 2048, 22 layers, 32 heads, 4 KV heads, hidden 5632, vocab
 // 32000) in Q8_0 and Q4_K: time to first token for a 512-token prompt and
@@ -298,10 +354,7 @@ func BenchmarkTinyLlamaShape(b *testing.B) {
 	}
 	dir := b.TempDir()
 	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_K} {
-		s := stories15M(typ)
-		s.nEmbd, s.nLayer, s.nHead, s.nHeadKV, s.nFF, s.ctx, s.tied = 2048, 22, 32, 4, 5632, 2048, false
-		s.mutate = nil
-		path := s.write(b, dir)
+		path := tinyLlamaShape(typ).write(b, dir)
 		m, err := Load(gguf.NewRegistry(), path, 0, 2, nil)
 		if err != nil {
 			b.Fatal(err)

@@ -22,10 +22,13 @@ const parallelMin = 1 << 15
 // int8 (gguf.Q8Matrix: with AVX-512 VNNI 16 rows by up to 8 inputs per
 // kernel call, every value bit for bit gguf.DotQ8's), for a relative
 // logit error of about 0.5 % more (TestQuantizedForwardMatchesF32).
+// Q4_K and Q6_K products quantize their inputs the same way and multiply
+// the weights' codes by int8 in int32 per sub-block (gguf.KMatrix, as
+// llama.cpp's q4_K/q6_K × q8_K dot products do).
 func (m *matrix) mulMat(out, in [][]float32, threads int, sc *scratch) {
 	work := sc.work
 	var q8 []gguf.Q8Vec
-	if m.t != nil && m.t.Type == gguf.Q8_0 {
+	if m.q8 != nil || m.k != nil {
 		for len(sc.q8) < len(in) {
 			sc.q8 = append(sc.q8, gguf.Q8Vec{})
 		}
@@ -73,8 +76,13 @@ func (m *matrix) rowsRange(out, in [][]float32, lo, hi int, work []float32) {
 
 // rowsQ8 computes rows [lo, hi) of every product of a Q8_0 matrix with
 // quantized inputs (gguf.Q8Matrix: with AVX-512 VNNI 16 rows by up to
-// eight inputs per kernel call, else gguf.MulMatQ8's two rows by four).
+// eight inputs per kernel call, else gguf.MulMatQ8's two rows by four),
+// or of a Q4_K or Q6_K matrix (gguf.KMatrix).
 func (m *matrix) rowsQ8(out [][]float32, in []gguf.Q8Vec, lo, hi int) {
+	if m.k != nil {
+		m.k.MulMat(out, lo, hi, in)
+		return
+	}
 	m.q8.MulMat(out, lo, hi, in)
 }
 

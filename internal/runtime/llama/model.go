@@ -115,21 +115,25 @@ type matrix struct {
 	cols int
 	f32  []float32      // set for F32 tensors
 	q8   *gguf.Q8Matrix // set for Q8_0 tensors
+	k    *gguf.KMatrix  // set for Q4_K and Q6_K tensors
 	rowB int            // bytes per row
 }
 
 // prepareQ8 sets m.q8 for a Q8_0 matrix (gguf.NewQ8Matrix, which repacks
-// the rows for the AVX-512 VNNI kernel where the CPU has it; the repacked
-// copy is shared by every model loaded from f's mapping).
+// the rows for the AVX-512 VNNI kernel where the CPU has it) and m.k for
+// a Q4_K or Q6_K matrix (gguf.NewKMatrix, likewise); the repacked copies
+// are shared by every model loaded from f's mapping.
 func (m *matrix) prepareQ8(f *gguf.File) error {
-	if m.t.Type != gguf.Q8_0 {
-		return nil
+	var err error
+	switch m.t.Type {
+	case gguf.Q8_0:
+		m.q8, err = f.Q8Matrix(m.t, m.rows, m.rowB)
+	case gguf.Q4_K, gguf.Q6_K:
+		m.k, err = f.KMatrix(m.t, m.rows, m.rowB)
 	}
-	q, err := f.Q8Matrix(m.t, m.rows, m.rowB)
 	if err != nil {
 		return fmt.Errorf("tensor %s: %w", m.t.Name, err)
 	}
-	m.q8 = q
 	return nil
 }
 
