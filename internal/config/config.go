@@ -136,6 +136,12 @@ type Async struct {
 	Topics map[string]string `yaml:"topics"`
 	// NotifyAttempts bounds webhook deliveries of one notification.
 	NotifyAttempts int `yaml:"notify_attempts"`
+	// IndexRetention is how long a finished request's record stays in the
+	// inference index (its status answers; older ids are unknown).
+	IndexRetention Duration `yaml:"index_retention"`
+	// CapacityPoll is how often worker slots are matched to the endpoints'
+	// capacity (scale-out and scale-in).
+	CapacityPoll Duration `yaml:"capacity_poll"`
 }
 
 // Auth configures request authentication.
@@ -272,6 +278,8 @@ func Default() Config {
 			RetryDelay:     Duration(time.Second),
 			MinRequestTTL:  Duration(60 * time.Second),
 			NotifyAttempts: 10,
+			IndexRetention: Duration(7 * 24 * time.Hour),
+			CapacityPoll:   Duration(2 * time.Second),
 		},
 		Storage: Storage{
 			S3:                 "embedded",
@@ -448,6 +456,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Async.RetryDelay < 0 {
 		bad("async.retry_delay", c.Async.RetryDelay.D(), "must not be negative")
+	}
+	if c.Async.IndexRetention <= 0 {
+		bad("async.index_retention", c.Async.IndexRetention.D(), "must be positive")
+	}
+	if c.Async.CapacityPoll <= 0 {
+		bad("async.capacity_poll", c.Async.CapacityPoll.D(), "must be positive")
 	}
 	if c.Async.MinRequestTTL < Duration(time.Second) {
 		bad("async.min_request_ttl", c.Async.MinRequestTTL.D(), "must be at least 1s")

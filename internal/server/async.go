@@ -35,6 +35,8 @@ func newAsync(cfg config.Config, h *hosting.Service, q *queue.JetStream, st stor
 		LeaseRenew:     max(cfg.Queue.AckWait.D()/3, 1),
 		Topics:         cfg.Async.Topics,
 		NotifyAttempts: cfg.Async.NotifyAttempts,
+		IndexRetention: cfg.Async.IndexRetention.D(),
+		CapacityPoll:   cfg.Async.CapacityPoll.D(),
 	}, h, q, st.objects, q.Conn(), log)
 	h.SetBacklog(a.BacklogSize)
 	return a
