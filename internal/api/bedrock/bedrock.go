@@ -11,6 +11,8 @@
 package bedrock
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
 	"github.com/inferbox/inferbox/internal/api/awsproto"
+	"github.com/inferbox/inferbox/internal/api/streamwrite"
 	"github.com/inferbox/inferbox/internal/apierr"
 	"github.com/inferbox/inferbox/internal/genai"
 )
@@ -120,15 +123,20 @@ func setUsageHeaders(w http.ResponseWriter, r genai.Result) {
 
 // eventWriter writes an event stream whose HTTP response starts lazily:
 // until the first event, a failure can still be an ordinary error reply.
+// Events are encoded here and written by a streamwrite.Writer goroutine
+// (coalesced when the client falls behind); close must be called before
+// the handler returns.
 type eventWriter struct {
 	w       http.ResponseWriter
+	out     *streamwrite.Writer
 	enc     *eventstream.Encoder
 	started bool
 	header  func(http.Header)
 }
 
-func newEventWriter(w http.ResponseWriter, header func(http.Header)) *eventWriter {
-	return &eventWriter{w: w, enc: eventstream.NewEncoder(), header: header}
+// newEventWriter starts the stream's writer goroutine; ctx is the request's.
+func newEventWriter(ctx context.Context, w http.ResponseWriter, header func(http.Header)) *eventWriter {
+	return &eventWriter{w: w, out: streamwrite.New(ctx, w, 0), enc: eventstream.NewEncoder(), header: header}
 }
 
 func (e *eventWriter) start() {
@@ -143,24 +151,29 @@ func (e *eventWriter) start() {
 	e.w.WriteHeader(http.StatusOK)
 }
 
+// Header values every event of a type shares.
+const (
+	eventMessageType = eventstream.StringValue("event")
+	jsonContentType  = eventstream.StringValue("application/json")
+	exceptionMsgType = eventstream.StringValue("exception")
+)
+
 // event writes one event: eventType with a JSON payload.
 func (e *eventWriter) event(eventType string, v any) error {
-	e.start()
 	payload, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	msg := eventstream.Message{Payload: payload}
-	msg.Headers.Set(":message-type", eventstream.StringValue("event"))
-	msg.Headers.Set(":event-type", eventstream.StringValue(eventType))
-	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
-	if err := e.enc.Encode(e.w, msg); err != nil {
-		return err
-	}
-	if f, ok := e.w.(http.Flusher); ok {
-		f.Flush()
-	}
-	return nil
+	return e.message(eventMessageType, ":event-type", eventType, payload)
+}
+
+func (e *eventWriter) message(kind eventstream.StringValue, typeHeader, typ string, payload []byte) error {
+	e.start()
+	msg := eventstream.Message{Payload: payload, Headers: make(eventstream.Headers, 0, 3)}
+	msg.Headers.Set(":message-type", kind)
+	msg.Headers.Set(typeHeader, eventstream.StringValue(typ))
+	msg.Headers.Set(":content-type", jsonContentType)
+	return e.out.Event(func(b *bytes.Buffer) error { return e.enc.Encode(b, msg) })
 }
 
 // exception ends a started stream with an exception event (the member
@@ -180,22 +193,24 @@ func (e *eventWriter) exception(err error) {
 		member = "modelStreamErrorException"
 	}
 	payload, _ := json.Marshal(map[string]string{"message": ae.Message})
-	msg := eventstream.Message{Payload: payload}
-	msg.Headers.Set(":message-type", eventstream.StringValue("exception"))
-	msg.Headers.Set(":exception-type", eventstream.StringValue(member))
-	msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
-	_ = e.enc.Encode(e.w, msg)
+	_ = e.message(exceptionMsgType, ":exception-type", member, payload)
 }
 
+// close waits for the writer goroutine: the events are then all written
+// (or the client is gone).
+func (e *eventWriter) close() { _ = e.out.Close() }
+
 // finishStream reports err on a stream: an HTTP error if nothing was sent
-// yet, an exception event otherwise.
+// yet, an exception event otherwise. It closes e.
 func (h *Handler) finishStream(w http.ResponseWriter, e *eventWriter, err error) {
 	if !e.started {
+		e.close()
 		h.fail(w, err)
 		return
 	}
 	h.log.Warn("stream failed", "err", err)
 	e.exception(err)
+	e.close()
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }

@@ -190,7 +190,8 @@ func (h *Handler) converseStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ev := newEventWriter(w, nil)
+	ev := newEventWriter(r.Context(), w, nil)
+	defer ev.close()
 	started := false
 	begin := func() error {
 		if started {

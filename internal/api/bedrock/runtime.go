@@ -108,7 +108,8 @@ func (h *Handler) invokeStream(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	ev := newEventWriter(w, func(hd http.Header) { hd.Set("X-Amzn-Bedrock-Content-Type", "application/json") })
+	ev := newEventWriter(r.Context(), w, func(hd http.Header) { hd.Set("X-Amzn-Bedrock-Content-Type", "application/json") })
+	defer ev.close()
 	chunk := func(v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {

@@ -135,12 +135,16 @@ func (h *Handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	base.Object = "chat.completion.chunk"
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	out := &sse{w: w}
-	chunk := func(c chatChoice) error {
-		ch := base
-		ch.Choices = []chatChoice{c}
-		return out.send(ch)
+	out := newSSE(r.Context(), w)
+	defer out.close()
+	empty := base
+	empty.Choices = []chatChoice{}
+	fr, err := splitFrame(empty)
+	if err != nil {
+		out.fail(err)
+		return
 	}
+	chunk := func(c chatChoice) error { return out.sendChoice(fr, c) }
 	for i := range n {
 		g := h.request(r, info.ID, choiceParams(p, i))
 		g.Messages = msgs

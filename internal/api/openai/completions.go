@@ -69,7 +69,18 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	base := completion{ID: newID("cmpl-"), Object: "text_completion", Created: h.now().Unix(), Model: info.ID, SystemFingerprint: "inferbox"}
 	var u usage
 	var total usage
-	out := &sse{w: w}
+	var out *sse
+	var fr frame
+	if req.Stream {
+		out = newSSE(r.Context(), w)
+		defer out.close()
+		empty := base
+		empty.Choices = []completionChoice{}
+		if fr, err = splitFrame(empty); err != nil {
+			out.fail(err)
+			return
+		}
+	}
 	for pi, prompt := range ps {
 		u = usage{}
 		for i := range n {
@@ -85,14 +96,12 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 				offset := 0
 				g.OnLogprobs = func(t []genai.TokenLogprob) { pending = append(pending, t...) }
 				emit = func(text string) error {
-					c := base
 					ch := completionChoice{Index: idx, Text: text}
 					if withLogprobs {
 						ch.Logprobs, offset = completionLogprobsOf(pending, offset)
 						pending = pending[:0]
 					}
-					c.Choices = []completionChoice{ch}
-					return out.send(c)
+					return out.sendChoice(fr, ch)
 				}
 			}
 			res, err := h.svc.Generate(r.Context(), g, emit)

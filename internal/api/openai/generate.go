@@ -1,12 +1,14 @@
 package openai
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/inferbox/inferbox/internal/api/streamwrite"
 	"github.com/inferbox/inferbox/internal/genai"
 	"github.com/inferbox/inferbox/internal/runtime/llama"
 )
@@ -209,48 +211,108 @@ func (h *Handler) request(r *http.Request, model string, p llama.Params) *genai.
 }
 
 // sse writes a server-sent-event stream, starting it lazily so that an
-// error before the first event is an ordinary error response.
+// error before the first event is an ordinary error response. Events go
+// through a streamwrite.Writer: encoded here, written and flushed by its
+// goroutine (coalesced when the client falls behind), which touches w
+// only once an event is buffered. close must be called before the handler
+// returns.
 type sse struct {
 	w       http.ResponseWriter
+	out     *streamwrite.Writer
 	started bool
 }
 
-func (s *sse) send(v any) error {
-	if !s.started {
-		s.started = true
-		h := s.w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		s.w.WriteHeader(http.StatusOK)
+// newSSE starts the stream's writer goroutine; ctx is the request's.
+func newSSE(ctx context.Context, w http.ResponseWriter) *sse {
+	return &sse{w: w, out: streamwrite.New(ctx, w, 0)}
+}
+
+func (s *sse) start() {
+	if s.started {
+		return
 	}
+	s.started = true
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	s.w.WriteHeader(http.StatusOK)
+}
+
+func (s *sse) send(v any) error {
+	s.start()
+	return s.out.Event(func(b *bytes.Buffer) error {
+		b.WriteString("data: ")
+		if err := json.NewEncoder(b).Encode(v); err != nil { // one '\n'
+			return err
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+}
+
+// sendChoice sends one chunk made of a constant frame (prefix and suffix,
+// see splitFrame) around one JSON-encoded choice: the per-token chunks
+// skip re-encoding the fields that never change.
+func (s *sse) sendChoice(f frame, choice any) error {
+	s.start()
+	return s.out.Event(func(b *bytes.Buffer) error {
+		b.WriteString("data: ")
+		b.Write(f.prefix)
+		c, err := json.Marshal(choice)
+		if err != nil {
+			return err
+		}
+		b.Write(c)
+		b.Write(f.suffix)
+		b.WriteString("\n\n")
+		return nil
+	})
+}
+
+// frame is a chunk's JSON around its choices array's only element.
+type frame struct{ prefix, suffix []byte }
+
+// splitFrame encodes v, whose choices array must be empty, and splits it
+// inside that array. (JSON string escaping keeps `"choices":[]` from
+// occurring inside a string value.)
+func splitFrame(v any) (frame, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return err
+		return frame{}, err
 	}
-	if _, err := fmt.Fprintf(s.w, "data: %s\n\n", b); err != nil {
-		return err
+	const key = `"choices":[`
+	i := bytes.Index(b, []byte(key+"]"))
+	if i < 0 {
+		return frame{}, fmt.Errorf("openai: no empty choices in %s", b)
 	}
-	if f, ok := s.w.(http.Flusher); ok {
-		f.Flush()
-	}
-	return nil
+	i += len(key)
+	return frame{prefix: b[:i], suffix: b[i:]}, nil
 }
 
 func (s *sse) done() {
-	_, _ = fmt.Fprint(s.w, "data: [DONE]\n\n")
-	if f, ok := s.w.(http.Flusher); ok {
-		f.Flush()
+	if s.started {
+		_ = s.out.Event(func(b *bytes.Buffer) error {
+			b.WriteString("data: [DONE]\n\n")
+			return nil
+		})
 	}
+	s.close()
 }
+
+// close waits for the writer goroutine; the stream's events are then all
+// written (or the client is gone).
+func (s *sse) close() { _ = s.out.Close() }
 
 // fail ends a stream with an in-band error object (the SDKs raise it), or
 // answers with an error if the stream has not started.
 func (s *sse) fail(err error) {
 	if !s.started {
+		s.close()
 		writeError(s.w, err)
 		return
 	}
 	_ = s.send(map[string]any{"error": toAPIError(err).body()})
+	s.close()
 }
 
 // Log-probabilities on the wire. The values are the engine's: the
