@@ -147,6 +147,10 @@ func (s *Writer) run(ctx context.Context) {
 	defer close(s.done)
 	writing := new(bytes.Buffer)
 	for {
+		if err := ctx.Err(); err != nil { // before more writes to a gone client
+			s.fail(err)
+			return
+		}
 		closing := false
 		select {
 		case <-s.wake:
