@@ -258,11 +258,10 @@ func (s *sse) sendChoice(f frame, choice any) error {
 	return s.out.Event(func(b *bytes.Buffer) error {
 		b.WriteString("data: ")
 		b.Write(f.prefix)
-		c, err := json.Marshal(choice)
-		if err != nil {
+		if err := json.NewEncoder(b).Encode(choice); err != nil {
 			return err
 		}
-		b.Write(c)
+		b.Truncate(b.Len() - 1) // Encode's '\n'
 		b.Write(f.suffix)
 		b.WriteString("\n\n")
 		return nil
