@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -239,6 +240,41 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 			t.Fatalf("%d goroutines, %d before", runtime.NumGoroutine(), before)
 		}
 		runtime.Gosched()
+	}
+}
+
+// Over real HTTP: a client that reads one event and hangs up ends the
+// handler's stream (its Event fails, Close returns).
+func TestHTTPClientHangsUp(t *testing.T) {
+	ended := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		s := New(r.Context(), w, 4096)
+		var err error
+		for err == nil {
+			err = s.Event(text("data: " + strings.Repeat("x", 1000) + "\n\n"))
+		}
+		_ = s.Close()
+		ended <- err
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "data: " {
+		t.Fatalf("first event: %q, %v", buf, err)
+	}
+	_ = resp.Body.Close()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("stream ended without an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler kept streaming to a client that hung up")
 	}
 }
 
