@@ -131,7 +131,7 @@ func packQ4K(raw []byte, rows, nb int, compact bool) []byte {
 	if compact {
 		bs = kq4PackedC
 	}
-	p := make([]byte, groups*nb*bs)
+	p := hugeAlloc(groups * nb * bs)
 	for row := 0; row < rows; row++ {
 		g, r := row/kGroup, row%kGroup
 		for b := 0; b < nb; b++ {
@@ -164,7 +164,7 @@ func packQ4K(raw []byte, rows, nb int, compact bool) []byte {
 // padding rows are zero.
 func packQ6K(raw []byte, rows, nb int) []byte {
 	groups := (rows + kGroup - 1) / kGroup
-	p := make([]byte, groups*nb*kq6Packed)
+	p := hugeAlloc(groups * nb * kq6Packed)
 	var u [256]uint8
 	for row := 0; row < rows; row++ {
 		g, r := row/kGroup, row%kGroup

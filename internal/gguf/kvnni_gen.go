@@ -13,6 +13,13 @@ import (
 	"os"
 )
 
+// q4Block is kq4PackedC; q4Ahead, how far ahead of the block in use
+// kq4MulVNNI prefetches.
+const (
+	q4Block = 32*64 + 8*16 + 8*16 + 16*2 + 16*2
+	q4Ahead = 4 * q4Block
+)
+
 func main() {
 	var b bytes.Buffer
 	cur := "" // the kernel being written, for its labels
@@ -115,6 +122,11 @@ func main() {
 				p("\tVPANDD Z31, Z%d, Z%d", k, k)
 			}
 		}
+		// Decoding reads each weight once per token from memory: fetch
+		// the block q4Ahead bytes on, five lines per sub-block.
+		for l := 5 * j; l < min(5*j+5, (q4Block+63)/64); l++ {
+			p("\tPREFETCHT0 %d(SI)", q4Ahead+64*l)
+		}
 		p("\tVPMOVZXBD %d(SI), Z8", 2048+16*j)
 		p("\tVCVTDQ2PS Z8, Z8")
 		p("\tVMULPS Z10, Z8, Z8")
@@ -136,7 +148,7 @@ func main() {
 			p("\tVSUBPS Z17, Z%d, Z%d", 20+i, 20+i)
 		})
 	}
-	groupEnd(32*64 + 8*16 + 8*16 + 16*2 + 16*2)
+	groupEnd(q4Block)
 
 	// Q6_K.
 	cur = "q6"
