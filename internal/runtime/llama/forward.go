@@ -237,20 +237,15 @@ func (m *Model) attention(it item, li int, q, out, att []float32) {
 		qh := q[hd*h.headDim : (hd+1)*h.headDim]
 		kvOff := (hd / group) * h.headDim
 		gguf.MulRowsStrideF32(att, kc[kvOff:], kvDim, h.headDim, qh)
-		maxv := float32(math.Inf(-1))
-		for t, a := range att {
-			a *= scale
-			att[t] = a
-			maxv = max(maxv, a)
-		}
+		maxv := scaleMax(att, scale)
 		gguf.ExpShift(att, maxv)
 		var sum float32
 		for _, e := range att {
 			sum += e
 		}
 		inv := 1 / sum
-		for t := range att {
-			att[t] *= inv
+		for t, a := range att {
+			att[t] = a * inv
 		}
 		gguf.WeightedSumF32(out[hd*h.headDim:(hd+1)*h.headDim], vc[kvOff:], kvDim, att)
 	}
@@ -291,6 +286,25 @@ func parallel(n, threads int, split bool, f func(worker, lo, hi int)) {
 	}
 	run(0)
 	wg.Wait()
+}
+
+// scaleMax multiplies every element of x by scale and returns the
+// largest product (four running maxima, for speed: the maximum does not
+// depend on the order).
+func scaleMax(x []float32, scale float32) float32 {
+	m0, m1, m2, m3 := float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))
+	t := 0
+	for ; t+4 <= len(x); t += 4 {
+		v := x[t : t+4 : t+4]
+		a0, a1, a2, a3 := v[0]*scale, v[1]*scale, v[2]*scale, v[3]*scale
+		v[0], v[1], v[2], v[3] = a0, a1, a2, a3
+		m0, m1, m2, m3 = max(m0, a0), max(m1, a1), max(m2, a2), max(m3, a3)
+	}
+	for ; t < len(x); t++ {
+		x[t] *= scale
+		m0 = max(m0, x[t])
+	}
+	return max(m0, m1, m2, m3)
 }
 
 func addTo(dst, src []float32) {
