@@ -131,7 +131,7 @@ func packQ4K(raw []byte, rows, nb int, compact bool) []byte {
 	if compact {
 		bs = kq4PackedC
 	}
-	p := make([]byte, groups*nb*bs)
+	p := hugeAlloc(groups * nb * bs)
 	for row := 0; row < rows; row++ {
 		g, r := row/kGroup, row%kGroup
 		for b := 0; b < nb; b++ {
@@ -164,7 +164,7 @@ func packQ4K(raw []byte, rows, nb int, compact bool) []byte {
 // padding rows are zero.
 func packQ6K(raw []byte, rows, nb int) []byte {
 	groups := (rows + kGroup - 1) / kGroup
-	p := make([]byte, groups*nb*kq6Packed)
+	p := hugeAlloc(groups * nb * kq6Packed)
 	var u [256]uint8
 	for row := 0; row < rows; row++ {
 		g, r := row/kGroup, row%kGroup
@@ -190,6 +190,65 @@ func packQ6K(raw []byte, rows, nb int) []byte {
 // other elements of outs are not written. With AVX-512 VNNI it runs 16
 // rows by up to 8 inputs per kernel call, with AVX2 16 by up to 4.
 func (m *KMatrix) MulMat(outs [][]float32, lo, hi int, xs []Q8Vec) {
+	var o KOffsets
+	m.Offsets(xs, 0, len(xs), &o)
+	m.MulMatOffsets(outs, lo, hi, xs, &o)
+}
+
+// KOffsets holds inputs' per-block offsets for KMatrix products (Q4_K:
+// kq4Min of every 32 values; Q6_K: -32·Σx of every 16), which depend only
+// on the input and the matrix's type and row length. KMatrix.Offsets
+// computes them once, so that a product split into many MulMatOffsets
+// calls (row ranges on several threads) and products of the same inputs
+// with matrices of the same type and width do not redo them.
+type KOffsets struct {
+	typ   TensorType
+	nb, n int
+	c     []int32
+}
+
+// Offsets sets o to the offsets of xs for m's type and width, computing
+// those of inputs [lo, hi) (o is sized for len(xs) inputs; calls for
+// disjoint ranges may run concurrently once one call with lo = hi = 0 has
+// sized it). Without a repacked copy (pure Go) there is nothing to
+// compute.
+func (m *KMatrix) Offsets(xs []Q8Vec, lo, hi int, o *KOffsets) {
+	per, nb := m.kPer(), m.nb
+	if m.packed == nil {
+		*o = KOffsets{typ: m.typ, nb: nb, n: len(xs)}
+		return
+	}
+	if o.typ != m.typ || o.nb != nb || o.n != len(xs) || len(o.c) < len(xs)*nb*per {
+		if cap(o.c) < len(xs)*nb*per {
+			o.c = make([]int32, len(xs)*nb*per)
+		}
+		o.typ, o.nb, o.n, o.c = m.typ, nb, len(xs), o.c[:len(xs)*nb*per]
+	}
+	for i := lo; i < hi; i++ {
+		if len(xs[i].Q) < nb*256 || len(xs[i].D) < nb*8 {
+			panic("gguf: KMatrix.Offsets with a short input")
+		}
+		c := o.c[i*nb*per : (i+1)*nb*per]
+		if m.typ == Q4_K {
+			kq4Offsets(xs[i].Q[:nb*256], xs[i].D[:nb*8], c)
+		} else {
+			kq6Offsets(xs[i].Q[:nb*256], c)
+		}
+	}
+}
+
+// kPer is the offsets per block of 256 values.
+func (m *KMatrix) kPer() int {
+	if m.typ == Q6_K {
+		return 16
+	}
+	return 8
+}
+
+// MulMatOffsets is MulMat with the inputs' offsets o computed beforehand
+// by m.Offsets (or by Offsets of another KMatrix of the same type and
+// width) for all of xs.
+func (m *KMatrix) MulMatOffsets(outs [][]float32, lo, hi int, xs []Q8Vec, o *KOffsets) {
 	if hi <= lo || len(xs) == 0 {
 		return
 	}
@@ -206,25 +265,11 @@ func (m *KMatrix) MulMat(outs [][]float32, lo, hi int, xs []Q8Vec) {
 		m.mulMatEach(outs, lo, hi, xs)
 		return
 	}
-	// The inputs' offsets (kIn.c): 8 per block for Q4_K, 16 for Q6_K, on
-	// the stack for small products.
-	per := 8
-	if m.typ == Q6_K {
-		per = 16
+	per := m.kPer()
+	if o.typ != m.typ || o.nb != nb || o.n != n || len(o.c) < n*nb*per {
+		panic("gguf: KMatrix.MulMatOffsets with offsets of other inputs or another type")
 	}
-	var small [2048]int32
-	cs := small[:]
-	if n*nb*per > len(cs) {
-		cs = make([]int32, n*nb*per)
-	}
-	for i := range xs {
-		c := cs[i*nb*per : (i+1)*nb*per]
-		if m.typ == Q4_K {
-			kq4Offsets(xs[i].Q[:nb*256], xs[i].D[:nb*8], c)
-		} else {
-			kq6Offsets(xs[i].Q[:nb*256], c)
-		}
-	}
+	cs := o.c
 	bs, kernel, maxIn := kq4PackedC, kq4MulVNNI, q8MaxInputs
 	switch {
 	case m.typ == Q4_K && m.path == kPathAVX2:

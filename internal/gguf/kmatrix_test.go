@@ -243,3 +243,66 @@ func BenchmarkKMatrix(b *testing.B) {
 		}
 	}
 }
+
+// TestKOffsetsShared checks MulMatOffsets with offsets computed in two
+// disjoint ranges of inputs and by another matrix of the same type and
+// width, over rows split into several calls, against MulMat bit for bit;
+// and that offsets of another type or input count are refused.
+func TestKOffsetsShared(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	const rows, nb, n = 40, 3, 11
+	for _, typ := range []TensorType{Q4_K, Q6_K} {
+		bs := kBlockBytes(typ)
+		var data [2][]byte
+		for k := range data {
+			for j := 0; j < rows; j++ {
+				data[k] = append(data[k], randKRow(r, typ, nb)...)
+			}
+		}
+		xs := make([]Q8Vec, n)
+		for i := range xs {
+			v, _ := randQ8Input(r, nb*256)
+			xs[i] = *v
+		}
+		for _, path := range kPaths() {
+			a, err := newKMatrix(typ, data[0], rows, nb*bs, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := newKMatrix(typ, data[1], rows, nb*bs, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var o KOffsets
+			b.Offsets(xs, 0, 0, &o)
+			b.Offsets(xs, 5, n, &o)
+			b.Offsets(xs, 0, 5, &o)
+			want, got := make([][]float32, n), make([][]float32, n)
+			for i := range want {
+				want[i], got[i] = make([]float32, rows), make([]float32, rows)
+			}
+			a.MulMat(want, 0, rows, xs)
+			for _, s := range [][2]int{{0, 16}, {16, 19}, {19, 40}} {
+				a.MulMatOffsets(got, s[0], s[1], xs, &o)
+			}
+			for i := range want {
+				for k := range want[i] {
+					if math.Float32bits(got[i][k]) != math.Float32bits(want[i][k]) {
+						t.Fatalf("%s path=%d input %d row %d: %v, MulMat %v", typ, path, i, k, got[i][k], want[i][k])
+					}
+				}
+			}
+			if path == kPathGo {
+				continue
+			}
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s path=%d: offsets of %d inputs taken for %d", typ, path, n, n-1)
+					}
+				}()
+				a.MulMatOffsets(got, 0, rows, xs[:n-1], &o)
+			}()
+		}
+	}
+}

@@ -73,7 +73,7 @@ func (m *Q8Matrix) Rows() int { return m.rows }
 // (w XOR 0x80), then the rows' f16 scales.
 func packQ8(raw []byte, rows, nb int) []byte {
 	groups := (rows + q8Group - 1) / q8Group
-	p := make([]byte, groups*nb*q8PackedBlock)
+	p := hugeAlloc(groups * nb * q8PackedBlock)
 	for g := 0; g < groups; g++ {
 		for b := 0; b < nb; b++ {
 			dst := p[(g*nb+b)*q8PackedBlock:][:q8PackedBlock]

@@ -4,8 +4,10 @@ import "sync"
 
 // prefillChunk bounds the prompt positions one sequence puts in one batch,
 // so a long prompt does not hold up the sequences decoding beside it for
-// long, and bounds the scratch memory.
-const prefillChunk = 64
+// long, and bounds the scratch memory. Each chunk reads every weight once
+// from memory, so larger chunks prefill faster (TinyLlama-shape Q4_K, 512
+// tokens, one thread: 4.71-4.75 CPU-s with 64, 4.41-4.58 with 128).
+const prefillChunk = 128
 
 // batcher decodes the model's concurrent generations together (continuous
 // batching): each generation submits its next step (one token, or a chunk

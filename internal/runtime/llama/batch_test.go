@@ -2,6 +2,7 @@ package llama
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -215,5 +216,26 @@ func TestKPackShared(t *testing.T) {
 	}
 	if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(c, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {
 		t.Error("a model on the shared matrices computes other logits")
+	}
+}
+
+// TestScaleMax: scaleMax scales like the plain loop and finds its maximum,
+// at every length up to 40.
+func TestScaleMax(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := 1; n <= 40; n++ {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 10)
+		}
+		want := slices.Clone(x)
+		wantMax := float32(math.Inf(-1))
+		for i := range want {
+			want[i] *= 0.125
+			wantMax = max(wantMax, want[i])
+		}
+		if got := scaleMax(x, 0.125); got != wantMax || !slices.Equal(x, want) {
+			t.Fatalf("n=%d: max %v, want %v; values equal %v", n, got, wantMax, slices.Equal(x, want))
+		}
 	}
 }

@@ -359,22 +359,53 @@ func BenchmarkTinyLlamaShape(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		prompt := make([]int, 512)
-		for i := range prompt {
-			prompt[i] = 300 + i*37
-		}
-		b.Run(typ.String()+"/ttft-512", func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				if _, err := m.Generate(context.Background(), &GenerateRequest{Tokens: prompt, Params: Params{MaxTokens: 1}}, func(Token) error { return nil }); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/ttft")
-		})
-		b.Run(typ.String()+"/decode", func(b *testing.B) {
-			benchGenerate(b, m, []int{1}, 16, 1)
-		})
+		benchTTFTDecode(b, m, typ.String())
 		m.Close()
 		os.Remove(path)
 	}
+}
+
+// benchTTFTDecode runs the two sub-benchmarks of BenchmarkTinyLlamaShape:
+// time to first token for a 512-token prompt, and decode speed.
+func benchTTFTDecode(b *testing.B, m *Model, name string) {
+	prompt := make([]int, 512)
+	for i := range prompt {
+		prompt[i] = 300 + i*37
+	}
+	b.Run(name+"/ttft-512", func(b *testing.B) {
+		cpu0 := cpuSeconds()
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Generate(context.Background(), &GenerateRequest{Tokens: prompt, Params: Params{MaxTokens: 1}}, func(Token) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/ttft")
+		b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/ttft")
+	})
+	b.Run(name+"/decode", func(b *testing.B) {
+		benchGenerate(b, m, []int{1}, 16, 1)
+	})
+}
+
+// BenchmarkGGUFFile is BenchmarkTinyLlamaShape's two measurements on an
+// existing file named by INFERBOX_BENCH_GGUF (for example the
+// tinyllama-shape-Q4_K.gguf TestWriteKQuantModels writes), with
+// INFERBOX_BENCH_THREADS threads (default 2).
+func BenchmarkGGUFFile(b *testing.B) {
+	path := os.Getenv("INFERBOX_BENCH_GGUF")
+	if path == "" {
+		b.Skip("INFERBOX_BENCH_GGUF not set")
+	}
+	threads := 2
+	if v := os.Getenv("INFERBOX_BENCH_THREADS"); v != "" {
+		if _, err := fmt.Sscan(v, &threads); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m, err := Load(gguf.NewRegistry(), path, 0, threads, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	benchTTFTDecode(b, m, filepath.Base(path))
 }

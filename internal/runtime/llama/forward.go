@@ -3,6 +3,7 @@ package llama
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/inferbox/inferbox/internal/gguf"
 )
@@ -37,9 +38,9 @@ type item struct {
 type scratch struct {
 	x, xb, xb2, q, k, v, hb, hb2 []float32
 	cos, sin                     []float64
-	att                          [][]float32  // one attention buffer per worker
-	work                         [][]float32  // one quantized-product buffer per worker
-	q8                           []gguf.Q8Vec // the inputs of a Q8_0 product, quantized
+	att                          [][]float32 // one attention buffer per worker
+	work                         [][]float32 // one quantized-product buffer per worker
+	in                           inputs      // the inputs of the current products, quantized
 }
 
 // rows returns the n per-item slices of width w in buf.
@@ -168,9 +169,10 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 		for i := range items {
 			rmsnorm(xb[i], x[i], l.attnNorm, h.eps)
 		}
-		l.wq.mulMat(q, xb, th, sc)
-		l.wk.mulMat(k, xb, th, sc)
-		l.wv.mulMat(v, xb, th, sc)
+		in := sc.in.reset(xb)
+		l.wq.mulMat(q, in, th, sc)
+		l.wk.mulMat(k, in, th, sc)
+		l.wv.mulMat(v, in, th, sc)
 		for i, it := range items {
 			if l.bq != nil {
 				addTo(q[i], l.bq)
@@ -191,17 +193,18 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 				m.attention(items[i], li, q[i], xb[i], sc.att[worker])
 			}
 		})
-		l.wo.mulMat(xb2, xb, th, sc)
+		l.wo.mulMat(xb2, sc.in.reset(xb), th, sc)
 		for i := range items {
 			addTo(x[i], xb2[i])
 			rmsnorm(xb[i], x[i], l.ffnNorm, h.eps)
 		}
-		l.gate.mulMat(hb, xb, th, sc)
-		l.up.mulMat(hb2, xb, th, sc)
+		in = sc.in.reset(xb)
+		l.gate.mulMat(hb, in, th, sc)
+		l.up.mulMat(hb2, in, th, sc)
 		for i := range items {
 			gguf.SiLUMul(hb[i], hb2[i])
 		}
-		l.down.mulMat(xb, hb, th, sc)
+		l.down.mulMat(xb, sc.in.reset(hb), th, sc)
 		for i := range items {
 			addTo(x[i], xb[i])
 		}
@@ -216,7 +219,7 @@ func (m *Model) forwardBatch(sc *scratch, items []item) {
 		}
 	}
 	if len(outs) > 0 {
-		w.output.mulMat(outs, ins, th, sc)
+		w.output.mulMat(outs, sc.in.reset(ins), th, sc)
 	}
 }
 
@@ -234,46 +237,74 @@ func (m *Model) attention(it item, li int, q, out, att []float32) {
 		qh := q[hd*h.headDim : (hd+1)*h.headDim]
 		kvOff := (hd / group) * h.headDim
 		gguf.MulRowsStrideF32(att, kc[kvOff:], kvDim, h.headDim, qh)
-		maxv := float32(math.Inf(-1))
-		for t, a := range att {
-			a *= scale
-			att[t] = a
-			maxv = max(maxv, a)
-		}
+		maxv := scaleMax(att, scale)
 		gguf.ExpShift(att, maxv)
 		var sum float32
 		for _, e := range att {
 			sum += e
 		}
 		inv := 1 / sum
-		for t := range att {
-			att[t] *= inv
+		for t, a := range att {
+			att[t] = a * inv
 		}
 		gguf.WeightedSumF32(out[hd*h.headDim:(hd+1)*h.headDim], vc[kvOff:], kvDim, att)
 	}
 }
 
-// parallel calls f over [0, n) split into up to threads contiguous ranges,
-// on goroutines started and waited for here (on the caller alone when
-// split is false or threads is 1). worker numbers the ranges from 0.
+// parallel calls f over [0, n) split into ranges on up to threads
+// goroutines started and waited for here (on the caller alone when split
+// is false or threads is 1). Each goroutine takes the next range of about
+// n/(8·threads) when it is done with its last, so a worker slowed by
+// other work on its core (or ranges of unequal cost, like attention over
+// increasing positions) holds up the others little. worker numbers the
+// goroutines from 0; f never runs twice at once with the same worker.
 func parallel(n, threads int, split bool, f func(worker, lo, hi int)) {
 	if !split || threads <= 1 || n < 2 {
 		f(0, 0, n)
 		return
 	}
 	workers := min(threads, n)
-	chunk := (n + workers - 1) / workers
+	grain := max(1, n/(8*workers))
+	var next atomic.Int64
+	run := func(w int) {
+		for {
+			hi := int(next.Add(int64(grain)))
+			lo := hi - grain
+			if lo >= n {
+				return
+			}
+			f(w, lo, min(hi, n))
+		}
+	}
 	var wg sync.WaitGroup
-	for wk := 1; wk*chunk < n; wk++ {
-		lo, hi := wk*chunk, min((wk+1)*chunk, n)
+	for wk := 1; wk < workers; wk++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(wk, lo, hi)
+			run(wk)
 		}()
 	}
-	f(0, 0, min(chunk, n))
+	run(0)
 	wg.Wait()
+}
+
+// scaleMax multiplies every element of x by scale and returns the
+// largest product (four running maxima, for speed: the maximum does not
+// depend on the order).
+func scaleMax(x []float32, scale float32) float32 {
+	m0, m1, m2, m3 := float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))
+	t := 0
+	for ; t+4 <= len(x); t += 4 {
+		v := x[t : t+4 : t+4]
+		a0, a1, a2, a3 := v[0]*scale, v[1]*scale, v[2]*scale, v[3]*scale
+		v[0], v[1], v[2], v[3] = a0, a1, a2, a3
+		m0, m1, m2, m3 = max(m0, a0), max(m1, a1), max(m2, a2), max(m3, a3)
+	}
+	for ; t < len(x); t++ {
+		x[t] *= scale
+		m0 = max(m0, x[t])
+	}
+	return max(m0, m1, m2, m3)
 }
 
 func addTo(dst, src []float32) {
