@@ -291,34 +291,7 @@ func (m *KMatrix) MulMatOffsets(outs [][]float32, lo, hi int, xs []Q8Vec, o *KOf
 		}
 		kernel(&m.packed[ga*nb*bs], gb-ga, nb, &ins, k)
 	}
-	full := func(g int) bool { return g*kGroup >= lo && (g+1)*kGroup <= hi }
-	// Chunks of groups small enough to stay in L2 while more than eight
-	// inputs pass over them.
-	chunk := max(1, (256<<10)/(nb*bs))
-	gEnd := (hi + kGroup - 1) / kGroup
-	for c0 := lo / kGroup; c0 < gEnd; c0 += chunk {
-		c1 := min(c0+chunk, gEnd)
-		for i0 := 0; i0 < n; i0 += maxIn {
-			k := min(maxIn, n-i0)
-			for g := c0; g < c1; {
-				if full(g) {
-					e := g + 1
-					for e < c1 && full(e) {
-						e++
-					}
-					call(g, e, i0, k, true)
-					g = e
-					continue
-				}
-				call(g, g+1, i0, k, false)
-				r0, r1 := max(lo, g*kGroup), min(hi, (g+1)*kGroup)
-				for j := 0; j < k; j++ {
-					copy(outs[i0+j][r0:r1], tmp[j][r0-g*kGroup:r1-g*kGroup])
-				}
-				g++
-			}
-		}
-	}
+	forGroups(lo, hi, n, maxIn, nb*bs, outs, &tmp, call)
 }
 
 // mulMatEach is MulMat with one pure-Go dot product per row and input,

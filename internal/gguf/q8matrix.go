@@ -141,15 +141,24 @@ func (m *Q8Matrix) MulMat(outs [][]float32, lo, hi int, xs []Q8Vec) {
 		}
 		q8MulVNNI(&m.packed[ga*nb*q8PackedBlock], gb-ga, nb, &ins, k)
 	}
+	forGroups(lo, hi, n, q8MaxInputs, nb*q8PackedBlock, outs, &tmp, call)
+}
+
+// forGroups walks rows [lo, hi) of a matrix packed in groups of 16 rows
+// (groupBytes each) for n inputs, calling call(ga, gb, i0, k, direct) for
+// groups [ga, gb) and inputs [i0, i0+k), at most maxIn at a time, in
+// chunks of groups small enough to stay in L2 while more than maxIn inputs
+// pass over them. Runs of whole groups are written straight into outs
+// (direct); a group only partly in [lo, hi) is computed into tmp and its
+// rows in range copied into outs. Q8Matrix and KMatrix share it.
+func forGroups(lo, hi, n, maxIn, groupBytes int, outs [][]float32, tmp *[q8MaxInputs][q8Group]float32, call func(ga, gb, i0, k int, direct bool)) {
 	full := func(g int) bool { return g*q8Group >= lo && (g+1)*q8Group <= hi }
-	// Chunks of groups small enough to stay in L2 while more than eight
-	// inputs pass over them.
-	chunk := max(1, (256<<10)/(nb*q8PackedBlock))
+	chunk := max(1, (256<<10)/groupBytes)
 	gEnd := (hi + q8Group - 1) / q8Group
 	for c0 := lo / q8Group; c0 < gEnd; c0 += chunk {
 		c1 := min(c0+chunk, gEnd)
-		for i0 := 0; i0 < n; i0 += q8MaxInputs {
-			k := min(q8MaxInputs, n-i0)
+		for i0 := 0; i0 < n; i0 += maxIn {
+			k := min(maxIn, n-i0)
 			for g := c0; g < c1; {
 				if full(g) {
 					e := g + 1
