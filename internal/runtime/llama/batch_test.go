@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -162,60 +163,42 @@ func batchEqualsSingle(t *testing.T, typ gguf.TensorType) {
 	}
 }
 
-// Models loaded from one registry share the repacked Q8_0 matrices (one
-// copy per mapped file, as they share the mapping); another registry's
-// model has its own.
-func TestQ8PackShared(t *testing.T) {
-	s := defaultSynth()
-	s.typ = gguf.Q8_0
-	path := s.write(t, t.TempDir())
-	reg := gguf.NewRegistry()
-	load := func(reg *gguf.Registry) *Model {
-		m, err := Load(reg, path, 0, 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
-	}
-	a, b, c := load(reg), load(reg), load(gguf.NewRegistry())
-	qa, qb, qc := a.w.layers[0].wq.q8, b.w.layers[0].wq.q8, c.w.layers[0].wq.q8
-	if qa == nil || qa != qb || a.w.output.q8 != b.w.output.q8 {
-		t.Errorf("two models of one registry: %p and %p, want one shared matrix", qa, qb)
-	}
-	if qc == qa {
-		t.Error("a model of another registry shares the matrix")
-	}
-	if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(c, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {
-		t.Error("a model on the shared matrices computes other logits")
-	}
-}
-
-// Models loaded from one registry share the repacked Q4_K matrices as
-// they share Q8_0's (gguf.File.KMatrix).
-func TestKPackShared(t *testing.T) {
-	s := defaultSynth()
-	s.typ = gguf.Q4_K
-	path := s.write(t, t.TempDir())
-	reg := gguf.NewRegistry()
-	load := func(reg *gguf.Registry) *Model {
-		m, err := Load(reg, path, 0, 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
-	}
-	a, b, c := load(reg), load(reg), load(gguf.NewRegistry())
-	ka, kb, kc := a.w.layers[0].wq.k, b.w.layers[0].wq.k, c.w.layers[0].wq.k
-	if ka == nil || ka != kb || a.w.output.k != b.w.output.k {
-		t.Errorf("two models of one registry: %p and %p, want one shared matrix", ka, kb)
-	}
-	if kc == ka {
-		t.Error("a model of another registry shares the matrix")
-	}
-	if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(c, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {
-		t.Error("a model on the shared matrices computes other logits")
+// Models loaded from one registry share the repacked Q8_0 and K-quant
+// matrices (one copy per mapped file, as they share the mapping); another
+// registry's model has its own, and computes the same logits.
+func TestPackShared(t *testing.T) {
+	for _, c := range []struct {
+		typ    gguf.TensorType
+		packed func(*matrix) any
+	}{
+		{gguf.Q8_0, func(m *matrix) any { return m.q8 }},
+		{gguf.Q4_K, func(m *matrix) any { return m.k }},
+	} {
+		t.Run(c.typ.String(), func(t *testing.T) {
+			s := defaultSynth()
+			s.typ = c.typ
+			path := s.write(t, t.TempDir())
+			reg := gguf.NewRegistry()
+			load := func(reg *gguf.Registry) *Model {
+				m, err := Load(reg, path, 0, 1, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { m.Close() })
+				return m
+			}
+			a, b, other := load(reg), load(reg), load(gguf.NewRegistry())
+			pa, pb, po := c.packed(a.w.layers[0].wq), c.packed(b.w.layers[0].wq), c.packed(other.w.layers[0].wq)
+			if reflect.ValueOf(pa).IsNil() || pa != pb || c.packed(a.w.output) != c.packed(b.w.output) {
+				t.Errorf("two models of one registry: %p and %p, want one shared matrix", pa, pb)
+			}
+			if po == pa {
+				t.Error("a model of another registry shares the matrix")
+			}
+			if got, want := logitsFor(b, []int{1, 5, 9}), logitsFor(other, []int{1, 5, 9}); !slices.Equal(got[2], want[2]) {
+				t.Error("a model on the shared matrices computes other logits")
+			}
+		})
 	}
 }
 
