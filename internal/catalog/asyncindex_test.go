@@ -3,18 +3,13 @@ package catalog
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
 func TestAsyncInferenceIndex(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openTemp(t)
 	if err := s.InitAsyncInferences(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +32,7 @@ func TestAsyncInferenceIndex(t *testing.T) {
 	s.Close()
 
 	// The index survives a reopen.
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, path)
 	if err := s.InitAsyncInferences(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -3,18 +3,13 @@ package catalog
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
 func TestImportedModelsAndJobs(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "c.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openTemp(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	j := &ModelImportJob{ID: "job000000001", Name: "job-a", ImportedModelName: "m-a", SourceURI: "s3://b/m.gguf",
 		Status: "InProgress", Created: now, LastChanged: now}
@@ -42,11 +37,7 @@ func TestImportedModelsAndJobs(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, path)
 	jobs, err := s.ListImportJobs(ctx)
 	if err != nil {
 		t.Fatal(err)

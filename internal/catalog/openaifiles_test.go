@@ -25,11 +25,7 @@ func TestOpenAIFiles(t *testing.T) {
 		t.Fatalf("duplicate id: %v, want ErrExists", err)
 	}
 	s.Close()
-	s2, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopen(t, path)
 	if err := s2.InitOpenAIFiles(ctx); err != nil {
 		t.Fatal(err)
 	}

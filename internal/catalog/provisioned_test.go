@@ -3,18 +3,13 @@ package catalog
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
 func TestProvisionedThroughputs(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "c.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openTemp(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	p := &ProvisionedThroughput{ID: "abcdefghijkl", Name: "pt-a", ModelID: "meta.x", ModelUnits: 2,
 		Commitment: "OneMonth", Expires: now.AddDate(0, 1, 0), Status: "Creating", Created: now, LastChanged: now}
@@ -33,11 +28,7 @@ func TestProvisionedThroughputs(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, path)
 	got, err := s.ListProvisioned(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -4,18 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
 func TestScalingActivitiesAndCooldowns(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openTemp(t)
 	if err := s.InitScalingState(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +40,7 @@ func TestScalingActivitiesAndCooldowns(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, path)
 	if err := s.InitScalingState(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,18 @@ func openTemp(t *testing.T) (*Store, string) {
 	return s, path
 }
 
+// reopen opens the catalog at path again, as a restart does (closed when
+// the test ends).
+func reopen(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func at(sec int64, ms int64) Time { return Time{time.UnixMilli(sec*1000 + ms).UTC()} }
 
 func TestModelCRUD(t *testing.T) {
