@@ -475,12 +475,7 @@ func (s *Service) ListImported() []ImportedModel {
 		out = append(out, e.rec)
 	}
 	s.imp.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Created.Equal(out[j].Created) {
-			return out[i].Created.Before(out[j].Created)
-		}
-		return out[i].ID < out[j].ID
-	})
+	byCreation(out, func(m *ImportedModel) (time.Time, string) { return m.Created, m.ID })
 	return out
 }
 
@@ -544,12 +539,7 @@ func (s *Service) ListImportJobs() []ImportJob {
 		out = append(out, *j)
 	}
 	s.imp.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Created.Equal(out[j].Created) {
-			return out[i].Created.Before(out[j].Created)
-		}
-		return out[i].ID < out[j].ID
-	})
+	byCreation(out, func(j *ImportJob) (time.Time, string) { return j.Created, j.ID })
 	return out
 }
 

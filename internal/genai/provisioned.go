@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -251,22 +252,27 @@ func (s *Service) ListProvisioned() []Provisioned {
 		out = append(out, d.rec)
 	}
 	s.pt.mu.Unlock()
-	sortProvisioned(out)
+	byCreation(out, func(p *Provisioned) (time.Time, string) { return p.Created, p.ID })
 	return out
 }
 
-func sortProvisioned(ps []Provisioned) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && (ps[j].Created.Before(ps[j-1].Created) || ps[j].Created.Equal(ps[j-1].Created) && ps[j].ID < ps[j-1].ID); j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
+// byCreation orders records oldest first, ties by id, as the List
+// operations answer (provisioned throughputs, imported models, import jobs).
+func byCreation[T any](xs []T, key func(*T) (time.Time, string)) {
+	slices.SortFunc(xs, func(a, b T) int {
+		ta, ia := key(&a)
+		tb, ib := key(&b)
+		if c := ta.Compare(tb); c != 0 {
+			return c
 		}
-	}
+		return strings.Compare(ia, ib)
+	})
 }
 
 // UpdateProvisioned renames a provisioned throughput (newName) or points
 // it at another model (newModelID). Bedrock allows a model change only
-// for custom models; every model here is a base model, so a different
-// model is refused.
+// between custom models of one base model; inferbox refuses every model
+// change.
 func (s *Service) UpdateProvisioned(ctx context.Context, ref, newName, newModelID string) (Provisioned, error) {
 	d, err := s.lookup(ref)
 	if err != nil {
